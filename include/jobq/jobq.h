@@ -10,5 +10,6 @@
 #include "jobq/log.h"
 #include "jobq/queue.h"
 #include "jobq/version.h"
+#include "jobq/worker.h"
 
 #endif
