@@ -1,0 +1,156 @@
+/*
+ * common/mpscan.c: the msgpack pre-scanner, wire_prescan() of common/wire.h.
+ *
+ * msgpack-c allocates n * 24 bytes as soon as it reads an array or map header
+ * that declares n elements, before it has seen a single element
+ * (RELIABILITY.md §0 item 3): five bytes can ask for gigabytes. This scanner
+ * walks the raw bytes first, iteratively with a fixed stack of WIRE_MAX_DEPTH
+ * levels, and allocates nothing. Invariants it establishes for what it accepts:
+ *
+ *   1. the bytes hold exactly one msgpack value and nothing after it;
+ *   2. at every header, the elements declared and not yet read (map pairs count
+ *      twice) fit in the bytes that remain, one byte each at least; so the sum
+ *      of all declared elements is <= len and msgpack-c's allocation for the
+ *      value is O(len);
+ *   3. containers nest at most WIRE_MAX_DEPTH deep (msgpack-c's own stack has
+ *      32 entries);
+ *   4. every str/bin/ext body and every fixed-size scalar lies inside the bytes;
+ *   5. the reserved byte 0xc1 does not occur as a header.
+ */
+#include "common/wire.h"
+#include "jobq/errors.h"
+
+#include <stdint.h>
+
+/* What one header says: the bytes that follow it (scalar bodies, str/bin/ext
+ * lengths) or the elements it opens (containers). */
+typedef struct s_head {
+    uint64_t skip;  /* bytes after the header that belong to this value */
+    uint64_t elems; /* elements the container declares (map pairs x 2) */
+    int container;
+} s_head_t;
+
+/* Reads an n-byte big-endian unsigned integer (n is 1, 2 or 4). */
+static uint64_t
+s_be(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* Decodes the header at *pp (advancing past its length field, if any) into h.
+ * Returns 0, or -1 with *why set when the header itself is bad. */
+static int
+s_header(const uint8_t **pp, const uint8_t *end, s_head_t *h, const char **why)
+{
+    const uint8_t *p = *pp;
+    uint8_t b = *p++;
+    h->skip = 0;
+    h->elems = 0;
+    h->container = 0;
+    if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
+        *pp = p; /* fixint, nil, bool */
+        return 0;
+    }
+    if (b <= 0x8f || (b >= 0x90 && b <= 0x9f)) {
+        h->container = 1;
+        h->elems = (uint64_t)(b & 0x0f) * (b <= 0x8f ? 2 : 1);
+        *pp = p;
+        return 0;
+    }
+    if (b <= 0xbf) {
+        h->skip = b & 0x1f; /* fixstr */
+        *pp = p;
+        return 0;
+    }
+    /* 0xc1 .. 0xdf: a length field of lw bytes, or a fixed body of fixed bytes. */
+    static const struct {
+        uint8_t lw, fixed, kind; /* kind: 0 scalar, 1 bytes, 2 ext (+1 type byte), 3 array, 4 map */
+    } t[0x1f] = {
+        [0x04] = {1, 0, 1}, [0x05] = {2, 0, 1}, [0x06] = {4, 0, 1}, /* bin 8/16/32 */
+        [0x07] = {1, 0, 2}, [0x08] = {2, 0, 2}, [0x09] = {4, 0, 2}, /* ext 8/16/32 */
+        [0x0a] = {0, 4, 0}, [0x0b] = {0, 8, 0},                     /* float 32/64 */
+        [0x0c] = {0, 1, 0}, [0x0d] = {0, 2, 0}, [0x0e] = {0, 4, 0}, [0x0f] = {0, 8, 0},
+        [0x10] = {0, 1, 0}, [0x11] = {0, 2, 0}, [0x12] = {0, 4, 0}, [0x13] = {0, 8, 0},
+        [0x14] = {0, 2, 0}, [0x15] = {0, 3, 0}, [0x16] = {0, 5, 0}, /* fixext 1/2/4 */
+        [0x17] = {0, 9, 0}, [0x18] = {0, 17, 0},                    /* fixext 8/16 */
+        [0x19] = {1, 0, 1}, [0x1a] = {2, 0, 1}, [0x1b] = {4, 0, 1}, /* str 8/16/32 */
+        [0x1c] = {2, 0, 3}, [0x1d] = {4, 0, 3},                     /* array 16/32 */
+        [0x1e] = {2, 0, 4}, [0x1f - 1] = {0, 0, 0},
+    };
+    if (b == 0xc1) {
+        *why = "reserved byte 0xc1";
+        return -1;
+    }
+    unsigned i = b - 0xc0;
+    unsigned lw = i == 0x1f ? 4 : t[i].lw, kind = i == 0x1f ? 4 : t[i].kind;
+    if ((size_t)(end - p) < lw) {
+        *why = "truncated inside a header";
+        return -1;
+    }
+    uint64_t n = lw ? s_be(p, (int)lw) : t[i].fixed;
+    p += lw;
+    *pp = p;
+    if (kind >= 3) {
+        h->container = 1;
+        h->elems = kind == 4 ? 2 * n : n;
+    } else {
+        h->skip = n + (kind == 2);
+    }
+    return 0;
+}
+
+int
+wire_prescan(const void *data, size_t len, const char **why)
+{
+    const char *dummy;
+    if (!why)
+        why = &dummy;
+    *why = NULL;
+    const uint8_t *p = data, *end = p + len;
+    uint64_t pending[WIRE_MAX_DEPTH + 1]; /* values still to read per open level */
+    int depth = 0;                        /* open containers */
+    uint64_t outstanding = 1;             /* sum of pending[] */
+    pending[0] = 1;
+    while (outstanding > 0) {
+        while (pending[depth] == 0)
+            depth--;
+        pending[depth]--;
+        outstanding--;
+        if (p == end) {
+            *why = len ? "truncated: value missing at the end" : "empty frame";
+            return JOBQ_EPROTO;
+        }
+        s_head_t h;
+        if (s_header(&p, end, &h, why) != 0)
+            return JOBQ_EPROTO;
+        size_t left = (size_t)(end - p);
+        if (!h.container) {
+            if (h.skip > left) {
+                *why = "str/bin/ext/number runs past the end of the frame";
+                return JOBQ_EPROTO;
+            }
+            p += h.skip;
+            continue;
+        }
+        if (depth + 1 > WIRE_MAX_DEPTH) {
+            *why = "nesting deeper than 32 levels";
+            return JOBQ_ETOOBIG;
+        }
+        if (h.elems > left || outstanding + h.elems > left) {
+            *why = "array/map declares more elements than bytes remain";
+            return JOBQ_EPROTO;
+        }
+        if (h.elems) {
+            pending[++depth] = h.elems;
+            outstanding += h.elems;
+        }
+    }
+    if (p != end) {
+        *why = "trailing bytes after the value";
+        return JOBQ_EPROTO;
+    }
+    return JOBQ_OK;
+}

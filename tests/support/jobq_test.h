@@ -1,0 +1,30 @@
+/*
+ * tests/support/jobq_test.h: small helpers shared by the check suites.
+ */
+#ifndef JOBQ_TEST_H
+#define JOBQ_TEST_H
+
+#include "jobq/errors.h"
+
+#include <check.h>
+
+/* Asserts that expr returned JOBQ_OK, printing jobq_strerror otherwise. */
+#define ck_assert_jobq_ok(expr)                                                                    \
+    do {                                                                                           \
+        int rc_ = (expr);                                                                          \
+        ck_assert_msg(rc_ == JOBQ_OK, "%s failed: %s (%s)", #expr, jobq_errname(rc_),              \
+                      jobq_strerror(rc_));                                                         \
+    } while (0)
+
+/* Asserts that expr returned the jobq_err code want. */
+#define ck_assert_jobq_err(expr, want)                                                             \
+    do {                                                                                           \
+        int rc_ = (expr);                                                                          \
+        ck_assert_msg(rc_ == (want), "%s returned %s, expected %s", #expr, jobq_errname(rc_),      \
+                      jobq_errname(want));                                                         \
+    } while (0)
+
+/* Runs the suite with CK_FORK and returns the process exit status. */
+int jobq_test_run(Suite *s);
+
+#endif
