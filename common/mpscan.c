@@ -40,59 +40,59 @@ s_be(const uint8_t *p, int n)
     return v;
 }
 
-/* Decodes the header at *pp (advancing past its length field, if any) into h.
- * Returns 0, or -1 with *why set when the header itself is bad. */
+/* Headers 0xc0..0xdf: a length field of lw bytes, or a fixed body of fixed
+ * bytes; kind 0 scalar, 1 str/bin, 2 ext (one more byte: the type), 3 array,
+ * 4 map, 5 the reserved byte 0xc1. */
+static const struct {
+    uint8_t lw, fixed, kind;
+} s_var[0x20] = {
+    [0x01] = {0, 0, 5},                                         /* reserved */
+    [0x04] = {1, 0, 1}, [0x05] = {2, 0, 1}, [0x06] = {4, 0, 1}, /* bin 8/16/32 */
+    [0x07] = {1, 0, 2}, [0x08] = {2, 0, 2}, [0x09] = {4, 0, 2}, /* ext 8/16/32 */
+    [0x0a] = {0, 4, 0}, [0x0b] = {0, 8, 0},                     /* float 32/64 */
+    [0x0c] = {0, 1, 0}, [0x0d] = {0, 2, 0}, [0x0e] = {0, 4, 0}, /* uint 8/16/32 */
+    [0x0f] = {0, 8, 0},                                         /* uint 64 */
+    [0x10] = {0, 1, 0}, [0x11] = {0, 2, 0}, [0x12] = {0, 4, 0}, /* int 8/16/32 */
+    [0x13] = {0, 8, 0},                                         /* int 64 */
+    [0x14] = {0, 2, 0}, [0x15] = {0, 3, 0}, [0x16] = {0, 5, 0}, /* fixext 1/2/4 */
+    [0x17] = {0, 9, 0}, [0x18] = {0, 17, 0},                    /* fixext 8/16 */
+    [0x19] = {1, 0, 1}, [0x1a] = {2, 0, 1}, [0x1b] = {4, 0, 1}, /* str 8/16/32 */
+    [0x1c] = {2, 0, 3}, [0x1d] = {4, 0, 3},                     /* array 16/32 */
+    [0x1e] = {2, 0, 4}, [0x1f] = {4, 0, 4},                     /* map 16/32 */
+};
+
+/* Decodes the header at *pp (advancing past its type byte and length field)
+ * into h. Returns 0, or -1 with *why set when the header itself is bad. nil,
+ * false and true are the zero entries of s_var: scalars with no body. */
 static int
 s_header(const uint8_t **pp, const uint8_t *end, s_head_t *h, const char **why)
 {
     const uint8_t *p = *pp;
     uint8_t b = *p++;
-    h->skip = 0;
-    h->elems = 0;
-    h->container = 0;
-    if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
-        *pp = p; /* fixint, nil, bool */
-        return 0;
-    }
-    if (b <= 0x8f || (b >= 0x90 && b <= 0x9f)) {
-        h->container = 1;
+    *h = (s_head_t){0, 0, 0};
+    *pp = p;
+    if (b <= 0x7f || b >= 0xe0)
+        return 0; /* positive or negative fixint */
+    if (b <= 0x9f) {
+        h->container = 1; /* fixmap 0x80..0x8f, fixarray 0x90..0x9f */
         h->elems = (uint64_t)(b & 0x0f) * (b <= 0x8f ? 2 : 1);
-        *pp = p;
         return 0;
     }
     if (b <= 0xbf) {
         h->skip = b & 0x1f; /* fixstr */
-        *pp = p;
         return 0;
     }
-    /* 0xc1 .. 0xdf: a length field of lw bytes, or a fixed body of fixed bytes. */
-    static const struct {
-        uint8_t lw, fixed, kind; /* kind: 0 scalar, 1 bytes, 2 ext (+1 type byte), 3 array, 4 map */
-    } t[0x1f] = {
-        [0x04] = {1, 0, 1}, [0x05] = {2, 0, 1}, [0x06] = {4, 0, 1}, /* bin 8/16/32 */
-        [0x07] = {1, 0, 2}, [0x08] = {2, 0, 2}, [0x09] = {4, 0, 2}, /* ext 8/16/32 */
-        [0x0a] = {0, 4, 0}, [0x0b] = {0, 8, 0},                     /* float 32/64 */
-        [0x0c] = {0, 1, 0}, [0x0d] = {0, 2, 0}, [0x0e] = {0, 4, 0}, [0x0f] = {0, 8, 0},
-        [0x10] = {0, 1, 0}, [0x11] = {0, 2, 0}, [0x12] = {0, 4, 0}, [0x13] = {0, 8, 0},
-        [0x14] = {0, 2, 0}, [0x15] = {0, 3, 0}, [0x16] = {0, 5, 0}, /* fixext 1/2/4 */
-        [0x17] = {0, 9, 0}, [0x18] = {0, 17, 0},                    /* fixext 8/16 */
-        [0x19] = {1, 0, 1}, [0x1a] = {2, 0, 1}, [0x1b] = {4, 0, 1}, /* str 8/16/32 */
-        [0x1c] = {2, 0, 3}, [0x1d] = {4, 0, 3},                     /* array 16/32 */
-        [0x1e] = {2, 0, 4}, [0x1f - 1] = {0, 0, 0},
-    };
-    if (b == 0xc1) {
+    unsigned lw = s_var[b - 0xc0].lw, kind = s_var[b - 0xc0].kind;
+    if (kind == 5) {
         *why = "reserved byte 0xc1";
         return -1;
     }
-    unsigned i = b - 0xc0;
-    unsigned lw = i == 0x1f ? 4 : t[i].lw, kind = i == 0x1f ? 4 : t[i].kind;
     if ((size_t)(end - p) < lw) {
         *why = "truncated inside a header";
         return -1;
     }
-    uint64_t n = lw ? s_be(p, (int)lw) : t[i].fixed;
-    p += lw;
-    *pp = p;
+    uint64_t n = lw ? s_be(p, (int)lw) : s_var[b - 0xc0].fixed;
+    *pp = p + lw;
     if (kind >= 3) {
         h->container = 1;
         h->elems = kind == 4 ? 2 * n : n;
