@@ -46,19 +46,19 @@ s_be(const uint8_t *p, int n)
 static const struct {
     uint8_t lw, fixed, kind;
 } s_var[0x20] = {
-    [0x01] = {0, 0, 5},                                         /* reserved */
-    [0x04] = {1, 0, 1}, [0x05] = {2, 0, 1}, [0x06] = {4, 0, 1}, /* bin 8/16/32 */
-    [0x07] = {1, 0, 2}, [0x08] = {2, 0, 2}, [0x09] = {4, 0, 2}, /* ext 8/16/32 */
-    [0x0a] = {0, 4, 0}, [0x0b] = {0, 8, 0},                     /* float 32/64 */
-    [0x0c] = {0, 1, 0}, [0x0d] = {0, 2, 0}, [0x0e] = {0, 4, 0}, /* uint 8/16/32 */
-    [0x0f] = {0, 8, 0},                                         /* uint 64 */
-    [0x10] = {0, 1, 0}, [0x11] = {0, 2, 0}, [0x12] = {0, 4, 0}, /* int 8/16/32 */
-    [0x13] = {0, 8, 0},                                         /* int 64 */
-    [0x14] = {0, 2, 0}, [0x15] = {0, 3, 0}, [0x16] = {0, 5, 0}, /* fixext 1/2/4 */
-    [0x17] = {0, 9, 0}, [0x18] = {0, 17, 0},                    /* fixext 8/16 */
-    [0x19] = {1, 0, 1}, [0x1a] = {2, 0, 1}, [0x1b] = {4, 0, 1}, /* str 8/16/32 */
-    [0x1c] = {2, 0, 3}, [0x1d] = {4, 0, 3},                     /* array 16/32 */
-    [0x1e] = {2, 0, 4}, [0x1f] = {4, 0, 4},                     /* map 16/32 */
+    [0x01] = {0, 0, 5},                                          /* reserved */
+    [0x04] = {1, 0, 1}, [0x05] = {2, 0, 1},  [0x06] = {4, 0, 1}, /* bin 8/16/32 */
+    [0x07] = {1, 0, 2}, [0x08] = {2, 0, 2},  [0x09] = {4, 0, 2}, /* ext 8/16/32 */
+    [0x0a] = {0, 4, 0}, [0x0b] = {0, 8, 0},                      /* float 32/64 */
+    [0x0c] = {0, 1, 0}, [0x0d] = {0, 2, 0},  [0x0e] = {0, 4, 0}, /* uint 8/16/32 */
+    [0x0f] = {0, 8, 0},                                          /* uint 64 */
+    [0x10] = {0, 1, 0}, [0x11] = {0, 2, 0},  [0x12] = {0, 4, 0}, /* int 8/16/32 */
+    [0x13] = {0, 8, 0},                                          /* int 64 */
+    [0x14] = {0, 2, 0}, [0x15] = {0, 3, 0},  [0x16] = {0, 5, 0}, /* fixext 1/2/4 */
+    [0x17] = {0, 9, 0}, [0x18] = {0, 17, 0},                     /* fixext 8/16 */
+    [0x19] = {1, 0, 1}, [0x1a] = {2, 0, 1},  [0x1b] = {4, 0, 1}, /* str 8/16/32 */
+    [0x1c] = {2, 0, 3}, [0x1d] = {4, 0, 3},                      /* array 16/32 */
+    [0x1e] = {2, 0, 4}, [0x1f] = {4, 0, 4},                      /* map 16/32 */
 };
 
 /* Decodes the header at *pp (advancing past its type byte and length field)
@@ -71,8 +71,7 @@ s_header(const uint8_t **pp, const uint8_t *end, s_head_t *h, const char **why)
     uint8_t b = *p++;
     *h = (s_head_t){0, 0, 0};
     *pp = p;
-    if (b <= 0x7f || b >= 0xe0)
-        return 0; /* positive or negative fixint */
+    if (b <= 0x7f || b >= 0xe0) return 0; /* positive or negative fixint */
     if (b <= 0x9f) {
         h->container = 1; /* fixmap 0x80..0x8f, fixarray 0x90..0x9f */
         h->elems = (uint64_t)(b & 0x0f) * (b <= 0x8f ? 2 : 1);
@@ -102,53 +101,71 @@ s_header(const uint8_t **pp, const uint8_t *end, s_head_t *h, const char **why)
     return 0;
 }
 
+/* The walk: the values still to read at each open level (level 0 holds the
+ * one top-level value) and their sum. */
+typedef struct s_scan {
+    const uint8_t *p, *end;
+    uint64_t pending[WIRE_MAX_DEPTH + 1];
+    int depth; /* open containers */
+    uint64_t outstanding;
+} s_scan_t;
+
+/* Reads the next value: skips a scalar's body or opens a container. Returns
+ * JOBQ_OK or the error, with *why set. */
+static int
+s_step(s_scan_t *s, const char **why)
+{
+    s_head_t h;
+    if (s->p == s->end) {
+        *why = "truncated: value missing at the end";
+        return JOBQ_EPROTO;
+    }
+    if (s_header(&s->p, s->end, &h, why) != 0) return JOBQ_EPROTO;
+    size_t left = (size_t)(s->end - s->p);
+    if (!h.container) {
+        if (h.skip > left) {
+            *why = "str/bin/ext/number runs past the end of the frame";
+            return JOBQ_EPROTO;
+        }
+        s->p += h.skip;
+        return JOBQ_OK;
+    }
+    if (s->depth + 1 > WIRE_MAX_DEPTH) {
+        *why = "nesting deeper than 32 levels";
+        return JOBQ_ETOOBIG;
+    }
+    if (h.elems > left || s->outstanding + h.elems > left) {
+        *why = "array/map declares more elements than bytes remain";
+        return JOBQ_EPROTO;
+    }
+    if (h.elems) {
+        s->pending[++s->depth] = h.elems;
+        s->outstanding += h.elems;
+    }
+    return JOBQ_OK;
+}
+
 int
 wire_prescan(const void *data, size_t len, const char **why)
 {
     const char *dummy;
-    if (!why)
-        why = &dummy;
+    if (!why) why = &dummy;
     *why = NULL;
-    const uint8_t *p = data, *end = p + len;
-    uint64_t pending[WIRE_MAX_DEPTH + 1]; /* values still to read per open level */
-    int depth = 0;                        /* open containers */
-    uint64_t outstanding = 1;             /* sum of pending[] */
-    pending[0] = 1;
-    while (outstanding > 0) {
-        while (pending[depth] == 0)
-            depth--;
-        pending[depth]--;
-        outstanding--;
-        if (p == end) {
-            *why = len ? "truncated: value missing at the end" : "empty frame";
-            return JOBQ_EPROTO;
-        }
-        s_head_t h;
-        if (s_header(&p, end, &h, why) != 0)
-            return JOBQ_EPROTO;
-        size_t left = (size_t)(end - p);
-        if (!h.container) {
-            if (h.skip > left) {
-                *why = "str/bin/ext/number runs past the end of the frame";
-                return JOBQ_EPROTO;
-            }
-            p += h.skip;
-            continue;
-        }
-        if (depth + 1 > WIRE_MAX_DEPTH) {
-            *why = "nesting deeper than 32 levels";
-            return JOBQ_ETOOBIG;
-        }
-        if (h.elems > left || outstanding + h.elems > left) {
-            *why = "array/map declares more elements than bytes remain";
-            return JOBQ_EPROTO;
-        }
-        if (h.elems) {
-            pending[++depth] = h.elems;
-            outstanding += h.elems;
-        }
+    if (len == 0) {
+        *why = "empty frame";
+        return JOBQ_EPROTO;
     }
-    if (p != end) {
+    s_scan_t s = {.p = data, .end = (const uint8_t *)data + len, .depth = 0, .outstanding = 1};
+    s.pending[0] = 1;
+    while (s.outstanding > 0) {
+        while (s.pending[s.depth] == 0)
+            s.depth--;
+        s.pending[s.depth]--;
+        s.outstanding--;
+        int rc = s_step(&s, why);
+        if (rc != JOBQ_OK) return rc;
+    }
+    if (s.p != s.end) {
         *why = "trailing bytes after the value";
         return JOBQ_EPROTO;
     }
