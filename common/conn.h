@@ -1,0 +1,65 @@
+/*
+ * common/conn.h: a client's connection to a jobq broker: one ZeroMQ DEALER
+ * socket, the HELLO/WELCOME handshake, heartbeats both ways, and reconnection.
+ * Shared by the producer client, the network worker and the admin commands.
+ *
+ * Not thread-safe: one thread uses a connection (ZeroMQ sockets are not
+ * shared between threads).
+ */
+#ifndef JOBQ_COMMON_CONN_H
+#define JOBQ_COMMON_CONN_H
+
+#include "common/wire.h"
+
+#include <stdint.h>
+
+typedef struct conn conn_t;
+
+#define CONN_HB_DEFAULT_MS 1000u
+#define CONN_LIVENESS 3 /* heartbeat intervals of silence before the broker counts as lost */
+
+/* Returns a connection (not yet connected) to endpoint ("tcp://..." or
+ * "ipc://...") for role (WIRE_ROLE_*), announcing name (may be NULL) and
+ * asking for heartbeats every hb_ms (0: CONN_HB_DEFAULT_MS). Caller owns it. */
+conn_t *conn_new(const char *endpoint, int role, const char *name, uint32_t hb_ms);
+
+/* Sends DISCONNECT if connected, closes the socket (without lingering on
+ * unsent messages) and frees the connection. NULL-safe; sets *c_p to NULL. */
+void conn_destroy(conn_t **c_p);
+
+/* Opens a fresh socket, sends HELLO and waits up to timeout_ms for WELCOME.
+ * Returns JOBQ_OK; JOBQ_ETIMEDOUT (no broker answered); JOBQ_EVERSION;
+ * JOBQ_EPROTO (an unexpected answer); JOBQ_ESYS. Any earlier socket is closed
+ * first, dropping whatever it had not sent. */
+int conn_connect(conn_t *c, int64_t timeout_ms);
+
+/* Encodes msg and sends it (blocking at most timeout_ms when the socket's
+ * queue is full). Returns JOBQ_OK, JOBQ_ETIMEDOUT, JOBQ_EINVAL/JOBQ_ETOOBIG
+ * (msg->error says why), JOBQ_ECLOSED (not connected). */
+int conn_send(conn_t *c, wire_msg_t *msg, int64_t timeout_ms);
+
+/* Receives the next message other than HEARTBEAT into msg, sending our own
+ * heartbeats while it waits. msg's slices stay valid until the next
+ * conn_recv or conn_destroy (the connection keeps the frame). Returns JOBQ_OK;
+ * JOBQ_ETIMEDOUT; JOBQ_ECLOSED when the broker was silent for CONN_LIVENESS
+ * intervals or told us to DISCONNECT (reconnect with conn_connect);
+ * JOBQ_EPROTO for a frame that does not decode (skipped; msg->error says why). */
+int conn_recv(conn_t *c, wire_msg_t *msg, int64_t timeout_ms);
+
+/* Sends a HEARTBEAT when nothing was sent for an interval. Returns JOBQ_OK or
+ * JOBQ_ECLOSED when the broker has been silent too long. */
+int conn_tick(conn_t *c);
+
+/* A fresh request number (never 0). */
+uint64_t conn_next_req(conn_t *c);
+
+/* The heartbeat interval agreed in WELCOME (ms), WELCOME's flags, and whether
+ * the connection is up. */
+uint32_t conn_hb_ms(const conn_t *c);
+uint32_t conn_flags(const conn_t *c);
+int conn_is_connected(const conn_t *c);
+
+/* The ZeroMQ socket, for zmq_poll by callers that wait on more than one thing. */
+void *conn_socket(conn_t *c);
+
+#endif
