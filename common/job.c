@@ -5,6 +5,8 @@
 #include "jobq/job.h"
 #include "jobq/errors.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -87,15 +89,32 @@ jobq_job_validate(const jobq_job_t *job, const char **why)
     return JOBQ_OK;
 }
 
+static _Atomic unsigned s_id_fork_gen = 1;
+static pthread_once_t s_id_once = PTHREAD_ONCE_INIT;
+
+static void
+s_id_after_fork(void)
+{
+    s_id_fork_gen++;
+}
+
+static void
+s_id_register(void)
+{
+    pthread_atfork(NULL, NULL, s_id_after_fork);
+}
+
 void
 jobq_id_generate(jobq_id_t *id)
 {
     /* 64 random bits fixed per process (re-drawn after fork), then a 64-bit
      * counter mixed with time: unique without a system call per id. */
     static _Thread_local uint64_t seed, counter;
-    static _Thread_local pid_t seed_pid;
-    pid_t pid = getpid();
-    if (seed_pid != pid || seed == 0) {
+    static _Thread_local unsigned seed_gen;
+    pthread_once(&s_id_once, s_id_register);
+    unsigned gen = s_id_fork_gen;
+    if (seed_gen != gen || seed == 0) {
+        pid_t pid = getpid();
         uint64_t r[2] = {0, 0};
         if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) {
             struct timespec ts;
@@ -105,7 +124,7 @@ jobq_id_generate(jobq_id_t *id)
         }
         seed = r[0] | 1;
         counter = r[1];
-        seed_pid = pid;
+        seed_gen = gen;
     }
     uint64_t c = ++counter;
     /* splitmix64 of the counter makes ids look random but stay unique per seed. */

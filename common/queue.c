@@ -40,14 +40,20 @@ jobq_queue_open(const char *url, const jobq_queue_opts_t *opts, jobq_queue_t **o
         return JOBQ_EURL;
     if (!opts)
         opts = &defaults;
+    /* Each call runs before s_wrap reads ops and impl (argument evaluation
+     * order is unspecified, so the call cannot be an argument of s_wrap). */
+    int rc;
     switch (u.scheme) {
     case JOBQ_URL_SHM:
-        return s_wrap(shmq_open(&u, opts, &ops, &impl), ops, impl, out);
+        rc = shmq_open(&u, opts, &ops, &impl);
+        break;
     case JOBQ_URL_MQ:
-        return s_wrap(mqq_open(&u, opts, &ops, &impl), ops, impl, out);
+        rc = mqq_open(&u, opts, &ops, &impl);
+        break;
     default:
         return JOBQ_EUNSUPPORTED; /* tcp:// and ipc:// go through the producer API */
     }
+    return s_wrap(rc, ops, impl, out);
 }
 
 int
@@ -59,7 +65,8 @@ jobq_queue_new_anon(const jobq_queue_opts_t *opts, jobq_queue_t **out)
     if (!out)
         return JOBQ_EINVAL;
     *out = NULL;
-    return s_wrap(shmq_new_anon(opts ? opts : &defaults, &ops, &impl), ops, impl, out);
+    int rc = shmq_new_anon(opts ? opts : &defaults, &ops, &impl);
+    return s_wrap(rc, ops, impl, out);
 }
 
 void

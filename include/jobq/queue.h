@@ -19,6 +19,14 @@
  * second bounded channel in the same queue carries results back to the
  * producer (jobq_queue_put_result / jobq_queue_get_result).
  *
+ * mq://NAME carries each item as one POSIX message (this machine allows 10
+ * messages of 8 KiB per queue, even for root): a payload may be at most 8144
+ * bytes (8192 minus a 48-byte header) and a result's output plus error text at
+ * most 8128 bytes; beyond that put/put_result return JOBQ_ETOOBIG and nothing
+ * is truncated. Capacity is min(max_items, 10) items on each channel; max_bytes
+ * is not used; at most 256 items may be held (taken, not yet task_done) at
+ * once across all processes. Use shm:// for larger payloads or deeper queues.
+ *
  * Handles are per process: after fork() the child must use the queue through
  * the handle it inherited (anonymous queues) or open its own (named ones).
  * A handle may be shared by threads of one process.
@@ -67,7 +75,9 @@ typedef struct jobq_item {
  * crashed run (bad header, half-initialised) is detected and, with CREATE,
  * replaced. On success *out owns a new handle (free with jobq_queue_destroy);
  * on failure *out is NULL. Errors: JOBQ_EURL, JOBQ_ENOTFOUND (no such queue and
- * no CREATE), JOBQ_EDUPLICATE (EXCL), JOBQ_EINVAL, JOBQ_ESYS. */
+ * no CREATE), JOBQ_EDUPLICATE (EXCL), JOBQ_ECORRUPT (a stale or damaged object
+ * and no CREATE), JOBQ_EFORBIDDEN (the object is not private to this user),
+ * JOBQ_EBUSY (objects kept changing during creation), JOBQ_EINVAL, JOBQ_ESYS. */
 int jobq_queue_open(const char *url, const jobq_queue_opts_t *opts, jobq_queue_t **out);
 
 /* Creates an anonymous shared-memory queue that children forked after this
