@@ -27,6 +27,13 @@
  * is not used; at most 256 items may be held (taken, not yet task_done) at
  * once across all processes. Use shm:// for larger payloads or deeper queues.
  *
+ * shm:// limits: at most max(max_items, 256) items may be taken and not yet
+ * task_done at once (get waits beyond that); an item's bytes count against
+ * max_bytes until task_done; the results channel has the same byte bound. The
+ * shm calls may also return JOBQ_ECORRUPT (the segment failed its checks and
+ * could not be repaired). A job's ttr_ms travels with it; enforcing it is the
+ * worker's job (the pool's time limit), not the queue's.
+ *
  * Handles are per process: after fork() the child must use the queue through
  * the handle it inherited (anonymous queues) or open its own (named ones).
  * A handle may be shared by threads of one process.
@@ -136,7 +143,8 @@ size_t jobq_queue_unfinished(jobq_queue_t *q);
  * with attempt + 1, or, when its attempts are used up, becomes a CRASHED result
  * (with sig, when known, else 0) and is counted done. Supervisors call this
  * after waitpid(); any process also does it on its own, lazily, for holders it
- * finds dead. Returns the number of items handed back, or -1 on error. */
+ * finds dead. Returns the number of items handed back, or -1 on error
+ * (including pid <= 0). */
 int jobq_queue_reclaim(jobq_queue_t *q, pid_t pid, int sig);
 
 /* Puts a result on the results channel (output and error bytes are copied).
