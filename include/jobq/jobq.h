@@ -8,6 +8,7 @@
 #include "jobq/errors.h"
 #include "jobq/job.h"
 #include "jobq/log.h"
+#include "jobq/pool.h"
 #include "jobq/producer.h"
 #include "jobq/queue.h"
 #include "jobq/version.h"

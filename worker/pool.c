@@ -1,0 +1,781 @@
+/*
+ * worker/pool.c: the pool of workers (include/jobq/pool.h): N forked children
+ * or N threads running worker_run, and the supervisor thread that starts,
+ * reaps, restarts and counts them.
+ *
+ * Every fork happens on the supervisor thread, which lives until the last
+ * child is reaped: PR_SET_PDEATHSIG fires when the thread that forked a child
+ * ends, so a child can never outlive it, and no helper thread's exit kills one.
+ *
+ * A slot holds one worker process over its restarts:
+ *
+ *            s_spawn                  child ended: s_reap
+ *   IDLE ------------> RUNNING ------------------------------> DONE
+ *                       ^    |  (final report, exit 0; or stopping)
+ *           s_spawn     |    | died (crash, kill, no report) and not stopping:
+ *     at restart_at_ms  |    v  held item reclaimed, delay doubled
+ *                      WAITING ------------------------------> DONE
+ *                                  stop requested: s_cancel_restarts
+ *
+ * Invariants:
+ *   1. A RUNNING slot's pid is our unreaped child; s_reap is the only place
+ *      that waits for it, and it always calls jobq_queue_reclaim for a child
+ *      that ended without a normal report, before the slot can run again.
+ *   2. The pool has ended when no slot is RUNNING or WAITING.
+ *   3. The stop level only rises (0 run, 1 finish current jobs, 2 at once); it
+ *      lives in the page shared with the children, so they read it without a
+ *      system call, and jobq_pool_stop touches nothing but that word and the
+ *      wake pipe (async-signal-safe).
+ *   4. Counters: a child's live counters sit in the shared page; its final
+ *      report (through its pipe) supersedes them; a child that died without a
+ *      report is counted from the page, plus the items reclaim handed back.
+ */
+#include "jobq/pool.h"
+#include "common/alloc.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/url.h"
+#include "jobq/errors.h"
+#include "worker/handler.h"
+#include "worker/worker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define S_POLL_MS 100          /* default: how often an idle worker checks for a stop */
+#define S_RESTART_MIN_MS 100   /* default first restart delay */
+#define S_RESTART_MAX_MS 30000 /* default largest restart delay */
+#define S_RESET_AFTER_MS 10000 /* a child that lived this long was not in a crash loop */
+#define S_SWEEP_MS 200         /* waitpid sweep period when pidfd_open is unavailable */
+#define S_EXIT_ORPHAN 70       /* child exit: the supervisor was gone before prctl */
+#define S_EXIT_OPEN 71         /* child exit: the queue could not be opened */
+#define S_EXIT_ERROR 72        /* child exit: the queue kept failing */
+
+typedef enum s_slot_state { S_IDLE = 0, S_RUNNING, S_WAITING, S_DONE } s_slot_state;
+
+typedef struct s_slot {
+    s_slot_state state;
+    pid_t pid;     /* guarded by pool->mu for jobq_pool_pids */
+    int pidfd;     /* readable when the child ends; -1 if unavailable */
+    int report_fd; /* read end of the child's report pipe; -1 once closed */
+    worker_report_t report;
+    size_t report_got;  /* bytes of report received */
+    int64_t started_ms; /* CLOCK_MONOTONIC */
+    int64_t restart_at_ms;
+    uint32_t delay_ms; /* the next restart delay */
+} s_slot_t;
+
+/* The page shared with the forked children (MAP_SHARED | MAP_ANONYMOUS). */
+typedef struct s_shared {
+    atomic_int stop;              /* invariant 3 */
+    worker_counters_t counters[]; /* one per slot (or per thread) */
+} s_shared_t;
+
+struct jobq_pool {
+    jobq_pool_opts_t opts; /* its strings point at the copies below */
+    char *url, *exec, *builtin, *label;
+    jobq_queue_t *q; /* the supervisor's handle (reclaim; threads share it) */
+    int own_q;
+    handler_t *handler; /* validated at new; forked children use their copy */
+    unsigned n;
+    int wake[2]; /* self-pipe: jobq_pool_stop writes one byte */
+    s_shared_t *shared;
+    size_t shared_len;
+    s_slot_t *slots;
+    pid_t self_pid;
+    sigset_t caller_mask; /* restored in workers */
+    pthread_t thread;
+    int started;
+    int joined;
+    int64_t start_us;
+    pthread_mutex_t mu; /* guards launched, finished, report, slot pids */
+    pthread_cond_t cv;
+    int launched;
+    int finished;
+    jobq_pool_report_t report;
+};
+
+/* ---- options, creation ---------------------------------------------------- */
+
+void
+jobq_pool_opts_init(jobq_pool_opts_t *opts)
+{
+    memset(opts, 0, sizeof *opts);
+    opts->mode = JOBQ_POOL_PROCS;
+}
+
+static handler_t *
+s_handler_new(const jobq_pool_t *pool)
+{
+    if (pool->builtin) return handler_new_builtin(pool->builtin);
+    if (pool->exec) return handler_new_exec(pool->exec);
+    return handler_new_callback(pool->opts.fn, pool->opts.fn_arg);
+}
+
+static int
+s_check_opts(const jobq_pool_opts_t *o)
+{
+    if ((o->url != NULL) == (o->queue != NULL)) return JOBQ_EINVAL;
+    if ((o->fn != NULL) + (o->exec != NULL) + (o->builtin != NULL) != 1) return JOBQ_EINVAL;
+    if (o->mode != JOBQ_POOL_PROCS && o->mode != JOBQ_POOL_THREADS) return JOBQ_EINVAL;
+    if (o->url) {
+        jobq_url_t u;
+        if (jobq_url_parse(o->url, &u, NULL, 0) != JOBQ_OK ||
+            (u.scheme != JOBQ_URL_SHM && u.scheme != JOBQ_URL_MQ))
+            return JOBQ_EURL;
+    }
+    return JOBQ_OK;
+}
+
+static unsigned
+s_ncpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
+
+/* Allocates what jobq_pool_stop may touch: the wake pipe and the shared page. */
+static int
+s_alloc_signal_parts(jobq_pool_t *pool)
+{
+    if (pipe2(pool->wake, O_CLOEXEC | O_NONBLOCK) != 0) return JOBQ_ESYS;
+    pool->shared_len = sizeof(s_shared_t) + pool->n * sizeof(worker_counters_t);
+    void *p =
+        mmap(NULL, pool->shared_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return JOBQ_ESYS;
+    pool->shared = p; /* zero-filled by the kernel */
+    return JOBQ_OK;
+}
+
+static void
+s_free(jobq_pool_t *pool)
+{
+    handler_destroy(&pool->handler);
+    if (pool->own_q) jobq_queue_destroy(&pool->q);
+    if (pool->shared) munmap(pool->shared, pool->shared_len);
+    for (int i = 0; i < 2; i++)
+        if (pool->wake[i] >= 0) close(pool->wake[i]);
+    pthread_mutex_destroy(&pool->mu);
+    pthread_cond_destroy(&pool->cv);
+    jobq_free(pool->slots);
+    jobq_free(pool->url);
+    jobq_free(pool->exec);
+    jobq_free(pool->builtin);
+    jobq_free(pool->label);
+    jobq_free(pool);
+}
+
+int
+jobq_pool_new(const jobq_pool_opts_t *opts, jobq_pool_t **out)
+{
+    if (!out) return JOBQ_EINVAL;
+    *out = NULL;
+    if (!opts) return JOBQ_EINVAL;
+    int rc = s_check_opts(opts);
+    if (rc != JOBQ_OK) return rc;
+    jobq_pool_t *pool = jobq_calloc(1, sizeof *pool);
+    pool->opts = *opts;
+    pool->url = opts->url ? jobq_strdup(opts->url) : NULL;
+    pool->exec = opts->exec ? jobq_strdup(opts->exec) : NULL;
+    pool->builtin = opts->builtin ? jobq_strdup(opts->builtin) : NULL;
+    pool->label = jobq_strdup(opts->url ? opts->url : "anonymous");
+    pool->q = opts->queue;
+    pool->n = opts->workers ? opts->workers : s_ncpus();
+    pool->wake[0] = pool->wake[1] = -1;
+    pool->slots = jobq_calloc(pool->n, sizeof *pool->slots);
+    for (unsigned i = 0; i < pool->n; i++)
+        pool->slots[i].pidfd = pool->slots[i].report_fd = -1;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&pool->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&pool->mu, NULL);
+    pool->handler = s_handler_new(pool);
+    rc = pool->handler ? s_alloc_signal_parts(pool) : JOBQ_EINVAL;
+    if (rc != JOBQ_OK) {
+        s_free(pool);
+        return rc;
+    }
+    *out = pool;
+    return JOBQ_OK;
+}
+
+/* ---- stopping (async-signal-safe) ----------------------------------------- */
+
+void
+jobq_pool_stop(jobq_pool_t *pool, int immediate)
+{
+    if (!pool) return;
+    int saved = errno;
+    int want = immediate ? 2 : 1;
+    int cur = atomic_load(&pool->shared->stop);
+    while (cur < want && !atomic_compare_exchange_weak(&pool->shared->stop, &cur, want))
+        ;
+    ssize_t w = write(pool->wake[1], "s", 1); /* EAGAIN: a wake-up is pending anyway */
+    (void)w;
+    errno = saved;
+}
+
+static int
+s_stop_level(const jobq_pool_t *pool)
+{
+    return atomic_load(&pool->shared->stop);
+}
+
+/* ---- the forked worker ---------------------------------------------------- */
+
+/* Closes, in a new child, the supervisor's descriptors it inherited. */
+static void
+s_child_close_inherited(jobq_pool_t *pool)
+{
+    close(pool->wake[0]);
+    close(pool->wake[1]);
+    for (unsigned j = 0; j < pool->n; j++) {
+        if (pool->slots[j].state != S_RUNNING) continue;
+        if (pool->slots[j].pidfd >= 0) close(pool->slots[j].pidfd);
+        if (pool->slots[j].report_fd >= 0) close(pool->slots[j].report_fd);
+    }
+}
+
+static _Noreturn void
+s_child_main(jobq_pool_t *pool, unsigned i, int report_fd)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != pool->self_pid)
+        _exit(S_EXIT_ORPHAN); /* the supervisor died before prctl took effect */
+    setpgid(0, 0);            /* a terminal's Ctrl-C is the supervisor's to handle */
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigaction(SIGINT, &dfl, NULL); /* the binary's handlers are the supervisor's */
+    sigaction(SIGTERM, &dfl, NULL);
+    pthread_sigmask(SIG_SETMASK, &pool->caller_mask, NULL);
+    s_child_close_inherited(pool);
+
+    jobq_queue_t *q = pool->q;
+    if (pool->url) {
+        int rc = jobq_queue_open(pool->url, NULL, &q);
+        if (rc != JOBQ_OK) {
+            LOG_ERR("worker %d: cannot open %s: %s", (int)getpid(), pool->url, jobq_strerror(rc));
+            _exit(S_EXIT_OPEN);
+        }
+    }
+    worker_cfg_t cfg = {
+        .q = q,
+        .handler = pool->handler,
+        .queue_label = pool->label,
+        .time_limit_ms = pool->opts.time_limit_ms,
+        .poll_ms = pool->opts.poll_ms ? pool->opts.poll_ms : S_POLL_MS,
+        .result_timeout_ms = pool->opts.result_timeout_ms,
+        .stop = &pool->shared->stop,
+        .counters = &pool->shared->counters[i],
+    };
+    worker_end end = worker_run(&cfg);
+    worker_report_t r;
+    worker_report_fill(&r, cfg.counters, end);
+    ssize_t w = write(report_fd, &r, sizeof r);
+    (void)w; /* a missing report makes the supervisor count from the shared page */
+    if (pool->url) jobq_queue_destroy(&q);
+    fflush(stdout); /* what a callback printed; _exit skips the parent's atexit work */
+    fflush(stderr);
+    _exit(end == WORKER_END_ERROR ? S_EXIT_ERROR : 0);
+}
+
+/* ---- the supervisor: slots ------------------------------------------------ */
+
+static int
+s_spawn(jobq_pool_t *pool, unsigned i)
+{
+    s_slot_t *s = &pool->slots[i];
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) return -1;
+    memset(&pool->shared->counters[i], 0, sizeof pool->shared->counters[i]);
+    fflush(NULL); /* or the child would inherit, and write again, unflushed output */
+    pid_t pid = fork();
+    if (pid < 0) {
+        LOG_WARN("fork: %s", strerror(errno));
+        close(fds[0]);
+        close(fds[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        s_child_main(pool, i, fds[1]);
+    }
+    close(fds[1]);
+    fcntl(fds[0], F_SETFL, O_NONBLOCK);
+    s->report_fd = fds[0];
+    s->report_got = 0;
+    s->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (s->pidfd >= 0) fcntl(s->pidfd, F_SETFD, FD_CLOEXEC);
+    s->started_ms = jobq_now_ms();
+    s->state = S_RUNNING;
+    pthread_mutex_lock(&pool->mu);
+    s->pid = pid;
+    pthread_mutex_unlock(&pool->mu);
+    LOG_DEBUG("worker %d started in slot %u", (int)pid, i);
+    return 0;
+}
+
+/* Puts slot i in WAITING with the next restart delay (doubling, reset when the
+ * last child lived long enough or finished some job). */
+static void
+s_schedule_restart(jobq_pool_t *pool, unsigned i, uint64_t jobs)
+{
+    s_slot_t *s = &pool->slots[i];
+    uint32_t min = pool->opts.restart_min_ms ? pool->opts.restart_min_ms : S_RESTART_MIN_MS;
+    uint32_t max = pool->opts.restart_max_ms ? pool->opts.restart_max_ms : S_RESTART_MAX_MS;
+    int64_t now = jobq_now_ms();
+    if (s->delay_ms == 0 || jobs > 0 || now - s->started_ms >= S_RESET_AFTER_MS) s->delay_ms = min;
+    s->restart_at_ms = now + s->delay_ms;
+    s->delay_ms = s->delay_ms >= max / 2 ? max : s->delay_ms * 2;
+    s->state = S_WAITING;
+}
+
+/* Reads what the child wrote on its report pipe; closes it at EOF. */
+static void
+s_read_report(s_slot_t *s)
+{
+    char excess[64];
+    while (s->report_fd >= 0) {
+        ssize_t n;
+        if (s->report_got < sizeof s->report)
+            n = read(s->report_fd, (char *)&s->report + s->report_got,
+                     sizeof s->report - s->report_got);
+        else
+            n = read(s->report_fd, excess, sizeof excess); /* not ours to keep */
+        if (n > 0) {
+            if (s->report_got < sizeof s->report) s->report_got += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) return;
+        close(s->report_fd); /* EOF or error */
+        s->report_fd = -1;
+    }
+}
+
+static void
+s_add_counts(jobq_pool_t *pool, uint64_t done, uint64_t failed, uint64_t crashed, uint64_t busy_us,
+             uint64_t dropped, uint64_t rss_kb)
+{
+    jobq_pool_report_t *r = &pool->report;
+    r->done += done;
+    r->failed += failed;
+    r->crashed += crashed;
+    r->busy_us += busy_us;
+    r->results_dropped += dropped;
+    if (rss_kb > r->max_rss_kb) r->max_rss_kb = rss_kb;
+}
+
+static void
+s_add_counters(jobq_pool_t *pool, const worker_counters_t *c, uint64_t rss_kb)
+{
+    s_add_counts(pool, atomic_load(&c->done), atomic_load(&c->failed), atomic_load(&c->crashed),
+                 atomic_load(&c->busy_us), atomic_load(&c->dropped), rss_kb);
+}
+
+/* How a child ended, from waitid(). */
+typedef struct s_end {
+    int known; /* 0: someone else reaped it (SIGCHLD ignored?): nothing is known */
+    int code;  /* exit code when it exited */
+    int sig;   /* the signal that killed it, else 0 */
+} s_end_t;
+
+/* Counts slot i's ended child pid and decides what the slot does next
+ * (invariants 1 and 4). A child that ended without a normal report has its
+ * held item handed back while it is still a zombie, with its signal, before
+ * the lazy reclaim of other processes (which cannot know the signal) may. */
+static void
+s_account(jobq_pool_t *pool, unsigned i, pid_t pid, const s_end_t *end)
+{
+    s_slot_t *s = &pool->slots[i];
+    int reported = s->report_got == sizeof s->report && s->report.magic == WORKER_REPORT_MAGIC &&
+                   s->report.pid == pid;
+    int normal = reported && end->known && !end->sig && end->code == 0;
+    const worker_counters_t *c = &pool->shared->counters[i];
+    uint64_t jobs = atomic_load(&c->done) + atomic_load(&c->failed) + atomic_load(&c->crashed);
+    int back = normal ? 0 : jobq_queue_reclaim(pool->q, pid, end->sig);
+    struct rusage ru;
+    memset(&ru, 0, sizeof ru);
+    pid_t r;
+    do
+        r = wait4(pid, NULL, 0, &ru); /* reaps it; max RSS of the dead */
+    while (r < 0 && errno == EINTR);
+    uint64_t rss = r == pid ? (uint64_t)ru.ru_maxrss : 0;
+    if (reported) {
+        const worker_report_t *rep = &s->report;
+        s_add_counts(pool, rep->done, rep->failed, rep->crashed, rep->busy_us, rep->dropped,
+                     rep->max_rss_kb > rss ? rep->max_rss_kb : rss);
+        pool->report.reports++;
+    } else {
+        s_add_counters(pool, c, rss);
+        pool->report.deaths++;
+    }
+    if (normal) {
+        s->state = S_DONE;
+        return;
+    }
+    /* The attempt it held crashed, whoever handed the item back (another
+     * process's lazy reclaim may have been first). */
+    uint64_t held = atomic_load(&c->holding);
+    pool->report.crashed += back > 0 && (uint64_t)back > held ? (uint64_t)back : held;
+    LOG_NOTICE("worker %d ended (%s %d); %d job(s) handed back", (int)pid,
+               end->sig ? "signal" : "exit", end->sig ? end->sig : end->code, back);
+    if (s_stop_level(pool) == 0)
+        s_schedule_restart(pool, i, jobs);
+    else
+        s->state = S_DONE;
+}
+
+/* If slot i's child has ended (nohang), or once it ends, accounts for it and
+ * reaps it. The pid is withdrawn from jobq_pool_pids first, so that list
+ * never holds a pid that may already belong to another process. */
+static void
+s_reap(jobq_pool_t *pool, unsigned i, int nohang)
+{
+    s_slot_t *s = &pool->slots[i];
+    pid_t pid = s->pid;
+    siginfo_t si;
+    int r;
+    memset(&si, 0, sizeof si);
+    do /* WNOWAIT: it stays a zombie (its pid reserved) until s_account reaps it */
+        r = waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT | (nohang ? WNOHANG : 0));
+    while (r < 0 && errno == EINTR);
+    if (r == 0 && si.si_pid == 0) return; /* still running */
+    s_end_t end = {0, -1, 0};
+    if (r == 0) {
+        end.known = 1;
+        if (si.si_code == CLD_EXITED)
+            end.code = si.si_status;
+        else
+            end.sig = si.si_status;
+    }
+    pthread_mutex_lock(&pool->mu);
+    s->pid = 0;
+    pthread_mutex_unlock(&pool->mu);
+    s_read_report(s); /* what it wrote before it ended is still in the pipe */
+    if (s->report_fd >= 0) {
+        close(s->report_fd);
+        s->report_fd = -1;
+    }
+    if (s->pidfd >= 0) {
+        close(s->pidfd);
+        s->pidfd = -1;
+    }
+    s_account(pool, i, pid, &end);
+}
+
+/* ---- the supervisor: loops ------------------------------------------------ */
+
+static int
+s_any_live(const jobq_pool_t *pool)
+{
+    for (unsigned i = 0; i < pool->n; i++)
+        if (pool->slots[i].state == S_RUNNING || pool->slots[i].state == S_WAITING) return 1;
+    return 0;
+}
+
+static void
+s_launched(jobq_pool_t *pool)
+{
+    pthread_mutex_lock(&pool->mu);
+    pool->launched = 1;
+    pthread_cond_broadcast(&pool->cv);
+    pthread_mutex_unlock(&pool->mu);
+}
+
+/* Applies the stop level: 1 cancels pending restarts, 2 also kills children. */
+static void
+s_apply_stop(jobq_pool_t *pool, int *applied)
+{
+    int level = s_stop_level(pool);
+    if (level <= *applied) return;
+    for (unsigned i = 0; i < pool->n; i++) {
+        s_slot_t *s = &pool->slots[i];
+        if (s->state == S_WAITING) s->state = S_DONE;
+        if (level >= 2 && s->state == S_RUNNING) kill(s->pid, SIGKILL);
+    }
+    *applied = level;
+}
+
+/* Starts the slots whose restart time has come; returns the poll timeout
+ * until the next one (-1: none). */
+static int
+s_restart_due(jobq_pool_t *pool)
+{
+    int64_t now = jobq_now_ms();
+    int timeout = -1;
+    for (unsigned i = 0; i < pool->n; i++) {
+        s_slot_t *s = &pool->slots[i];
+        if (s->state != S_WAITING) continue;
+        if (s->restart_at_ms <= now) {
+            if (s_spawn(pool, i) == 0)
+                pool->report.restarts++;
+            else
+                s_schedule_restart(pool, i, 0);
+            continue;
+        }
+        int64_t left = s->restart_at_ms - now;
+        if (timeout < 0 || left < timeout) timeout = (int)left;
+    }
+    return timeout;
+}
+
+/* Polls the wake pipe and every running child's pidfd and report pipe once. */
+static void
+s_poll_once(jobq_pool_t *pool, int timeout)
+{
+    struct pollfd fds[1 + 2 * pool->n];
+    unsigned owner[1 + 2 * pool->n];
+    nfds_t nfds = 0;
+    fds[nfds++] = (struct pollfd){.fd = pool->wake[0], .events = POLLIN};
+    int sweep = 0;
+    for (unsigned i = 0; i < pool->n; i++) {
+        s_slot_t *s = &pool->slots[i];
+        if (s->state != S_RUNNING) continue;
+        if (s->pidfd >= 0) {
+            owner[nfds] = i;
+            fds[nfds++] = (struct pollfd){.fd = s->pidfd, .events = POLLIN};
+        } else {
+            sweep = 1;
+        }
+        if (s->report_fd >= 0) {
+            owner[nfds] = i;
+            fds[nfds++] = (struct pollfd){.fd = s->report_fd, .events = POLLIN};
+        }
+    }
+    if (sweep && (timeout < 0 || timeout > S_SWEEP_MS)) timeout = S_SWEEP_MS;
+    if (poll(fds, nfds, timeout) < 0 && errno != EINTR) LOG_WARN("poll: %s", strerror(errno));
+    if (fds[0].revents) {
+        char buf[64];
+        while (read(pool->wake[0], buf, sizeof buf) > 0)
+            ;
+    }
+    for (nfds_t k = 1; k < nfds; k++) {
+        s_slot_t *s = &pool->slots[owner[k]];
+        if (!fds[k].revents || s->state != S_RUNNING) continue;
+        if (fds[k].fd == s->report_fd)
+            s_read_report(s);
+        else if (fds[k].fd == s->pidfd)
+            s_reap(pool, owner[k], 0);
+    }
+    for (unsigned i = 0; sweep && i < pool->n; i++)
+        if (pool->slots[i].state == S_RUNNING && pool->slots[i].pidfd < 0) s_reap(pool, i, 1);
+}
+
+static void
+s_run_procs(jobq_pool_t *pool)
+{
+    for (unsigned i = 0; i < pool->n; i++)
+        if (s_spawn(pool, i) != 0) s_schedule_restart(pool, i, 0);
+    s_launched(pool);
+    int applied = 0;
+    while (s_any_live(pool)) {
+        s_apply_stop(pool, &applied);
+        int timeout = s_restart_due(pool);
+        if (!s_any_live(pool)) break;
+        s_poll_once(pool, timeout);
+    }
+}
+
+typedef struct s_thread_arg {
+    jobq_pool_t *pool;
+    unsigned i;
+    handler_t *handler;
+} s_thread_arg_t;
+
+static void *
+s_thread_main(void *arg)
+{
+    s_thread_arg_t *a = arg;
+    jobq_pool_t *pool = a->pool;
+    worker_cfg_t cfg = {
+        .q = pool->q,
+        .handler = a->handler,
+        .queue_label = pool->label,
+        .time_limit_ms = pool->opts.time_limit_ms,
+        .poll_ms = pool->opts.poll_ms ? pool->opts.poll_ms : S_POLL_MS,
+        .result_timeout_ms = pool->opts.result_timeout_ms,
+        .stop = &pool->shared->stop,
+        .counters = &pool->shared->counters[a->i],
+    };
+    worker_run(&cfg);
+    return NULL;
+}
+
+static void
+s_run_threads(jobq_pool_t *pool)
+{
+    pthread_t *th = jobq_calloc(pool->n, sizeof *th);
+    s_thread_arg_t *args = jobq_calloc(pool->n, sizeof *args);
+    unsigned started = 0;
+    sigset_t all;
+    pthread_sigmask(SIG_SETMASK, &pool->caller_mask, &all); /* workers get the caller's mask */
+    for (unsigned i = 0; i < pool->n; i++) {
+        args[i] = (s_thread_arg_t){pool, i, s_handler_new(pool)};
+        if (pthread_create(&th[started], NULL, s_thread_main, &args[i]) != 0) {
+            LOG_WARN("pthread_create failed: %u of %u worker threads", started, pool->n);
+            handler_destroy(&args[i].handler);
+            break;
+        }
+        started++;
+    }
+    pthread_sigmask(SIG_SETMASK, &all, NULL);
+    s_launched(pool);
+    for (unsigned i = 0; i < started; i++) {
+        pthread_join(th[i], NULL);
+        handler_destroy(&args[i].handler);
+        s_add_counters(pool, &pool->shared->counters[i], 0);
+        pool->report.reports++;
+    }
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0) pool->report.max_rss_kb = (uint64_t)ru.ru_maxrss;
+    jobq_free(th);
+    jobq_free(args);
+}
+
+static void *
+s_supervise(void *arg)
+{
+    jobq_pool_t *pool = arg;
+    if (pool->opts.mode == JOBQ_POOL_THREADS)
+        s_run_threads(pool);
+    else
+        s_run_procs(pool);
+    pthread_mutex_lock(&pool->mu);
+    pool->report.wall_us = (uint64_t)(jobq_now_us() - pool->start_us);
+    pool->finished = 1;
+    pthread_cond_broadcast(&pool->cv);
+    pthread_mutex_unlock(&pool->mu);
+    return NULL;
+}
+
+/* ---- start, wait, destroy ------------------------------------------------- */
+
+int
+jobq_pool_start(jobq_pool_t *pool)
+{
+    if (!pool) return JOBQ_EINVAL;
+    if (pool->started) return JOBQ_ESTATE;
+    if (pool->url) {
+        int rc = jobq_queue_open(pool->url, NULL, &pool->q);
+        if (rc != JOBQ_OK) return rc;
+        pool->own_q = 1;
+    }
+    pool->self_pid = getpid();
+    pool->report.mode = pool->opts.mode;
+    pool->report.workers = pool->n;
+    pool->start_us = jobq_now_us();
+    sigset_t all;
+    sigfillset(&all);
+    /* The supervisor thread takes no signal: the application's handlers run
+     * on its own threads. */
+    pthread_sigmask(SIG_SETMASK, &all, &pool->caller_mask);
+    int rc = pthread_create(&pool->thread, NULL, s_supervise, pool);
+    pthread_sigmask(SIG_SETMASK, &pool->caller_mask, NULL);
+    if (rc != 0) return JOBQ_ESYS;
+    pool->started = 1;
+    pthread_mutex_lock(&pool->mu);
+    while (!pool->launched)
+        pthread_cond_wait(&pool->cv, &pool->mu);
+    pthread_mutex_unlock(&pool->mu);
+    return JOBQ_OK;
+}
+
+int
+jobq_pool_wait(jobq_pool_t *pool, int64_t timeout_ms, jobq_pool_report_t *report)
+{
+    if (!pool) return JOBQ_EINVAL;
+    if (!pool->started) return JOBQ_ESTATE;
+    struct timespec ts;
+    int64_t deadline = jobq_deadline_ms(timeout_ms);
+    ts.tv_sec = (time_t)(deadline / 1000);
+    ts.tv_nsec = (long)(deadline % 1000) * 1000000L;
+    pthread_mutex_lock(&pool->mu);
+    while (!pool->finished) {
+        if (timeout_ms < 0)
+            pthread_cond_wait(&pool->cv, &pool->mu);
+        else if (pthread_cond_timedwait(&pool->cv, &pool->mu, &ts) == ETIMEDOUT)
+            break;
+    }
+    int finished = pool->finished;
+    pthread_mutex_unlock(&pool->mu);
+    if (!finished) return JOBQ_ETIMEDOUT;
+    if (!pool->joined) {
+        pthread_join(pool->thread, NULL);
+        pool->joined = 1;
+    }
+    if (report) *report = pool->report;
+    return JOBQ_OK;
+}
+
+size_t
+jobq_pool_pids(jobq_pool_t *pool, pid_t *pids, size_t max)
+{
+    size_t n = 0;
+    if (!pool) return 0;
+    pthread_mutex_lock(&pool->mu);
+    for (unsigned i = 0; i < pool->n; i++) {
+        if (pool->slots[i].pid <= 0) continue;
+        if (pids && n < max) pids[n] = pool->slots[i].pid;
+        n++;
+    }
+    pthread_mutex_unlock(&pool->mu);
+    return n;
+}
+
+void
+jobq_pool_destroy(jobq_pool_t **pool_p)
+{
+    if (!pool_p || !*pool_p) return;
+    jobq_pool_t *pool = *pool_p;
+    if (pool->started && !pool->joined) {
+        jobq_pool_stop(pool, 1);
+        jobq_pool_wait(pool, -1, NULL);
+    }
+    s_free(pool);
+    *pool_p = NULL;
+}
+
+/* ---- the report ----------------------------------------------------------- */
+
+int
+jobq_pool_report_format(const jobq_pool_report_t *r, int json, char *buf, size_t len)
+{
+    const char *mode = r->mode == JOBQ_POOL_THREADS ? "threads" : "procs";
+    unsigned long long jobs = (unsigned long long)(r->done + r->failed + r->crashed);
+    if (json)
+        return snprintf(buf, len,
+                        "{\"mode\":\"%s\",\"workers\":%u,\"jobs\":%llu,\"done\":%llu,"
+                        "\"failed\":%llu,\"crashed\":%llu,\"busy_us\":%llu,\"wall_us\":%llu,"
+                        "\"max_rss_kb\":%llu,\"results_dropped\":%llu,\"reports\":%u,"
+                        "\"deaths\":%u,\"restarts\":%u}",
+                        mode, r->workers, jobs, (unsigned long long)r->done,
+                        (unsigned long long)r->failed, (unsigned long long)r->crashed,
+                        (unsigned long long)r->busy_us, (unsigned long long)r->wall_us,
+                        (unsigned long long)r->max_rss_kb, (unsigned long long)r->results_dropped,
+                        r->reports, r->deaths, r->restarts);
+    double wall_s = (double)r->wall_us / 1e6, busy_s = (double)r->busy_us / 1e6;
+    double util = r->wall_us && r->workers ? 100.0 * busy_s / (wall_s * r->workers) : 0.0;
+    return snprintf(buf, len,
+                    "pool: %u %s, %llu jobs: %llu done, %llu failed, %llu crashed; "
+                    "busy %.3f s in %.3f s (%.0f%%); max RSS %.1f MiB; %u deaths, %u restarts%s",
+                    r->workers, mode, jobs, (unsigned long long)r->done,
+                    (unsigned long long)r->failed, (unsigned long long)r->crashed, busy_s, wall_s,
+                    util, (double)r->max_rss_kb / 1024.0, r->deaths, r->restarts,
+                    r->results_dropped ? "; some results dropped" : "");
+}
