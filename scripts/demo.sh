@@ -1,12 +1,37 @@
 #!/usr/bin/env bash
-# scripts/demo.sh: jobq's main job on a fresh machine: install what is missing,
-# build, then run a batch of jobs through a pool of workers and show the
-# results and the pool's report.
+# scripts/demo.sh: jobq's main job on a fresh machine. Installs what is
+# missing, builds, then:
+#   1. `jobq run`: a batch of jobs through a pool of forked workers, no broker
+#   2. a named shm:// queue served by a separate `jobq worker` pool, fed by
+#      `jobq submit --wait`, stopped with sentinels (`jobq stop-workers`)
+# Each step prints its results and the pool's final report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup-deps.sh
+bash scripts/setup-deps.sh >/dev/null
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc)" --target jobq >/dev/null
 JOBQ=$PWD/build/jobq
-echo "== jobq --help"
-"$JOBQ" --help
+
+echo "== 1. jobq run: md5 of 8 words through 2 forked workers, results in input order"
+printf '%s\n' alpha beta gamma delta epsilon zeta eta theta |
+    "$JOBQ" run --procs 2 --builtin md5 --keep-order 2>&1
+
+echo
+echo "== 2. jobq run --exec: a shell command per job; one job fails on purpose (exit 1)"
+set +e
+printf '%s\n' 3 1 4 1 5 9 2 6 | "$JOBQ" run --procs 2 --keep-order \
+    --exec 'read n; [ "$n" != 9 ] || { echo "nine is not welcome" >&2; exit 1; }; echo "$n squared is $((n*n))"' 2>&1
+echo "(jobq run exited $? : 1 because one job failed)"
+set -e
+
+echo
+echo "== 3. a named queue: a worker pool in the background, jobs submitted from another process"
+URL="shm://jobq-demo-$$"
+"$JOBQ" worker -u "$URL" --procs 2 --builtin upper >"${TMPDIR:-/tmp}/jobq-demo-$$.report" &
+WPID=$!
+"$JOBQ" submit -u "$URL" --wait "hello from jobq" "jobs go in" "results come back"
+"$JOBQ" stop-workers -u "$URL" -n 2
+wait "$WPID"
+cat "${TMPDIR:-/tmp}/jobq-demo-$$.report"
+rm -f "${TMPDIR:-/tmp}/jobq-demo-$$.report"
+"$JOBQ" stop-workers -u "$URL" -n 0 --unlink >/dev/null 2>&1 || true
