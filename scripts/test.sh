@@ -39,7 +39,7 @@ build() { # build DIR CMAKE_ARGS...
     cmake -S "$ROOT" -B "$dir" -DJOBQ_WERROR=ON "$@" >"$dir.configure.log" 2>&1 ||
         { cat "$dir.configure.log"; return 1; }
     local rc
-    cmake --build "$dir" -j"$JOBS" >"$dir.build.log" 2>&1
+    cmake --build "$dir" -j"$JOBS" ${BUILD_TARGETS:+--target $BUILD_TARGETS} >"$dir.build.log" 2>&1
     rc=$?
     grep -Ev '^\[ *[0-9]+%\] (Building|Linking|Built)|^(gmake|make)\[' "$dir.build.log" | tail -60
     return $rc
@@ -77,7 +77,8 @@ else step_fail 1 "sanitizer build does not compile"; fi
 
 echo "== fuzzing (${FUZZ_SECONDS}s per target)"
 if command -v clang-14 >/dev/null && [ "$FUZZ_SECONDS" -gt 0 ]; then
-    if CC=clang-14 build "$ROOT/build-fuzz" -DJOBQ_FUZZ=ON -DJOBQ_BUILD_BENCH=OFF \
+    fuzzers=$(cd "$ROOT/tests/fuzz" && ls fuzz_*.c | sed 's/\.c$//' | tr '\n' ' ')
+    if CC=clang-14 BUILD_TARGETS="$fuzzers" build "$ROOT/build-fuzz" -DJOBQ_FUZZ=ON -DJOBQ_BUILD_BENCH=OFF \
             -DJOBQ_BUILD_EXAMPLES=OFF -DJOBQ_SANITIZER=address; then
         for f in "$ROOT"/build-fuzz/tests/fuzz_*; do
             [ -x "$f" ] || continue

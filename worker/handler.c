@@ -254,7 +254,7 @@ s_run_callback(const handler_t *h, const jobq_job_t *job, jobq_output_t *out, jo
 /* The steps of the child that can fail, for the error text. */
 enum { S_STEP_NONE, S_STEP_SETPGID, S_STEP_PDEATHSIG, S_STEP_ORPHAN, S_STEP_DUP, S_STEP_EXEC };
 static const char *const s_step_names[] = {
-    "?", "setpgid", "prctl(PR_SET_PDEATHSIG)", "getppid (the worker died)", "dup3", "exec " S_SHELL,
+    "?", "setpgid", "prctl(PR_SET_PDEATHSIG)", "getppid (the worker died)", "dup3", ("exec " S_SHELL),
 };
 
 /* What the clone()d child needs. It lives in the parent's frame, which the
