@@ -6,6 +6,10 @@
  * "Broker behaviour") and prints the reply. They speak the wire protocol
  * through common/wire.h directly: the requests are one round trip each.
  *
+ * `jobq stats --prometheus` prints the same STATS document in the Prometheus
+ * text exposition format (version 0.0.4): one # HELP and # TYPE line per
+ * metric family, then its samples, label values escaped (\\, \", \n).
+ *
  * Exit codes: 0 done, 1 the broker refused or did not answer in --timeout
  * (default 5 s), 2 bad usage.
  */
@@ -38,6 +42,7 @@ typedef struct s_args {
     const char *url;
     const char *queue;
     int json;
+    int prometheus;
     int state; /* peek: 'r' ready, 'd' delayed, 'D' dead, 0 ids */
     uint64_t n;
     int has_n;
@@ -49,15 +54,12 @@ typedef struct s_args {
 static int
 s_parse(int argc, char **argv, const char *cmd, s_args_t *a)
 {
-    static const struct option opts[] = {{"url", required_argument, NULL, 'u'},
-                                         {"queue", required_argument, NULL, 'q'},
-                                         {"count", required_argument, NULL, 'n'},
-                                         {"json", no_argument, NULL, 'j'},
-                                         {"timeout", required_argument, NULL, 'T'},
-                                         {"ready", no_argument, NULL, 'r'},
-                                         {"delayed", no_argument, NULL, 'd'},
-                                         {"dead", no_argument, NULL, 'D'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"url", required_argument, NULL, 'u'},   {"queue", required_argument, NULL, 'q'},
+        {"count", required_argument, NULL, 'n'}, {"json", no_argument, NULL, 'j'},
+        {"prometheus", no_argument, NULL, 'P'},  {"timeout", required_argument, NULL, 'T'},
+        {"ready", no_argument, NULL, 'r'},       {"delayed", no_argument, NULL, 'd'},
+        {"dead", no_argument, NULL, 'D'},        {NULL, 0, NULL, 0}};
     memset(a, 0, sizeof *a);
     a->cmd = cmd;
     a->timeout_ms = 5000;
@@ -74,6 +76,9 @@ s_parse(int argc, char **argv, const char *cmd, s_args_t *a)
             break;
         case 'j':
             a->json = 1;
+            break;
+        case 'P':
+            a->prometheus = 1;
             break;
         case 'r':
         case 'd':
@@ -421,6 +426,172 @@ s_print_tables(const s_json_t *j)
     }
 }
 
+/* ---- stats --prometheus ---------------------------------------------------- */
+
+/* Writes a JSON string's raw contents (escapes included) as a Prometheus
+ * label value: JSON's \" \\ \n carry over; \uXXXX is decoded (other control
+ * characters and non-ASCII become UTF-8 bytes, \n stays escaped). */
+static void
+s_prom_label(const char *v, uint32_t len)
+{
+    putchar('"');
+    for (uint32_t i = 0; i < len; i++) {
+        unsigned c = (unsigned char)v[i];
+        if (c == '\\' && i + 1 < len) {
+            char e = v[++i];
+            if (e == 'u' && i + 4 < len) {
+                char hex[5] = {v[i + 1], v[i + 2], v[i + 3], v[i + 4], 0};
+                c = (unsigned)strtoul(hex, NULL, 16);
+                i += 4;
+            } else {
+                c = e == 'n' ? '\n' : e == 't' ? '\t' : e == 'r' ? '\r' : (unsigned char)e;
+            }
+            if (c == '\n')
+                fputs("\\n", stdout);
+            else if (c == '"' || c == '\\')
+                printf("\\%c", c);
+            else if (c < 0x80)
+                putchar((int)c);
+            else if (c < 0x800)
+                printf("%c%c", 0xc0 | (c >> 6), 0x80 | (c & 0x3f));
+            else
+                printf("%c%c%c", 0xe0 | (c >> 12), 0x80 | ((c >> 6) & 0x3f), 0x80 | (c & 0x3f));
+        } else {
+            putchar((int)c);
+        }
+    }
+    putchar('"');
+}
+
+static void
+s_prom_head(const char *name, const char *type, const char *help)
+{
+    printf("# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* One metric family per {JSON key, name, type, help}. */
+typedef struct s_prom {
+    const char *key, *name, *type, *help;
+} s_prom_t;
+
+static const s_prom_t s_broker_metrics[] = {
+    {"rss_bytes", "jobq_broker_resident_memory_bytes", "gauge", "Resident memory of the broker."},
+    {"jobs", "jobq_broker_jobs", "gauge", "Jobs the broker holds."},
+    {"bytes", "jobq_broker_job_bytes", "gauge", "Payload and unique key bytes of the jobs held."},
+    {"results", "jobq_broker_results", "gauge", "Results retained."},
+    {"result_bytes", "jobq_broker_result_bytes", "gauge", "Bytes of the results retained."},
+    {"submitted", "jobq_broker_submitted_total", "counter", "Jobs accepted."},
+    {"duplicates", "jobq_broker_duplicates_total", "counter", "Submits refused as duplicates."},
+    {"refused_full", "jobq_broker_refused_full_total", "counter", "Submits refused: queue full."},
+    {"done", "jobq_broker_done_total", "counter", "Jobs finished done."},
+    {"buried", "jobq_broker_buried_total", "counter", "Times a job went dead."},
+    {"send_blocked", "jobq_broker_send_blocked_total", "counter",
+     "Sends refused: peer queue full."},
+    {"send_unroutable", "jobq_broker_send_unroutable_total", "counter", "Sends to gone peers."},
+    {"jobs_returned", "jobq_broker_jobs_returned_total", "counter", "Deliveries put back."},
+    {"peers_expired", "jobq_broker_peers_expired_total", "counter", "Peers lost by heartbeat."},
+    {"peers_dropped", "jobq_broker_peers_dropped_total", "counter", "Peers dropped for errors."},
+    {"workers_lost", "jobq_broker_workers_lost_total", "counter", "Workers forgotten with jobs."},
+    {"msgs_in", "jobq_broker_messages_received_total", "counter", "Messages received."},
+    {"msgs_out", "jobq_broker_messages_sent_total", "counter", "Messages sent."},
+};
+
+static const s_prom_t s_queue_metrics[] = {
+    {"submitted", "jobq_queue_submitted_total", "counter", "Jobs accepted into the queue."},
+    {"done", "jobq_queue_done_total", "counter", "Jobs of the queue finished done."},
+    {"completed", "jobq_queue_completed_total", "counter", "Worker reports accepted."},
+    {"failed", "jobq_queue_failed_total", "counter", "Failed attempts."},
+    {"retried", "jobq_queue_retried_total", "counter", "Failed attempts retried."},
+    {"buried", "jobq_queue_buried_total", "counter", "Times a job went dead."},
+    {"expired", "jobq_queue_expired_total", "counter", "Leases that ran out."},
+    {"kicked", "jobq_queue_kicked_total", "counter", "Dead jobs kicked back to ready."},
+    {"deleted", "jobq_queue_deleted_total", "counter", "Jobs deleted."},
+};
+
+static const s_prom_t s_worker_metrics[] = {
+    {"credit", "jobq_worker_credit", "gauge", "Jobs the worker may hold."},
+    {"held", "jobq_worker_held_jobs", "gauge", "Jobs the worker holds."},
+    {"delivered", "jobq_worker_delivered_total", "counter", "Jobs delivered to the worker."},
+    {"done", "jobq_worker_done_total", "counter", "Jobs the worker finished done."},
+    {"failed", "jobq_worker_failed_total", "counter", "Attempts the worker failed."},
+};
+
+/* Prints the samples of one metric over every entry of the list node. */
+static void
+s_prom_list(const s_json_t *j, uint32_t list, const s_prom_t *m, int worker)
+{
+    s_prom_head(m->name, m->type, m->help);
+    for (uint32_t e = list + 1; list && e < j->n[list].end; e = j->n[e].end) {
+        uint32_t nm = s_get(j, e, "name"), id = s_get(j, e, "id");
+        if (worker) {
+            printf("%s{worker=", m->name);
+            s_prom_label(id ? j->n[id].v : "", id ? j->n[id].vlen : 0);
+            printf(",name=");
+        } else {
+            printf("%s{queue=", m->name);
+        }
+        s_prom_label(nm ? j->n[nm].v : "", nm ? j->n[nm].vlen : 0);
+        printf("} %.0f\n", s_num_at(j, e, m->key));
+    }
+}
+
+static void
+s_prom_queues(const s_json_t *j, uint32_t qs)
+{
+    static const char *states[] = {"ready", "delayed", "reserved", "dead"};
+    s_prom_head("jobq_queue_jobs", "gauge", "Jobs of the queue by state.");
+    for (uint32_t q = qs + 1; qs && q < j->n[qs].end; q = j->n[q].end) {
+        uint32_t nm = s_get(j, q, "name");
+        for (size_t i = 0; i < sizeof states / sizeof states[0]; i++) {
+            printf("jobq_queue_jobs{queue=");
+            s_prom_label(nm ? j->n[nm].v : "", nm ? j->n[nm].vlen : 0);
+            printf(",state=\"%s\"} %.0f\n", states[i], s_num_at(j, q, states[i]));
+        }
+    }
+    s_prom_head("jobq_queue_paused", "gauge", "1 while the queue is paused.");
+    for (uint32_t q = qs + 1; qs && q < j->n[qs].end; q = j->n[q].end) {
+        uint32_t nm = s_get(j, q, "name");
+        printf("jobq_queue_paused{queue=");
+        s_prom_label(nm ? j->n[nm].v : "", nm ? j->n[nm].vlen : 0);
+        printf("} %d\n", s_get(j, q, "paused") && j->n[s_get(j, q, "paused")].t == 'b');
+    }
+    for (size_t i = 0; i < sizeof s_queue_metrics / sizeof s_queue_metrics[0]; i++)
+        s_prom_list(j, qs, &s_queue_metrics[i], 0);
+}
+
+/* Prints the STATS document j as Prometheus text exposition. */
+static void
+s_print_prometheus(const s_json_t *j)
+{
+    uint32_t b = s_get(j, 0, "broker"), conn = s_get(j, b, "connections");
+    uint32_t err = s_get(j, b, "protocol_errors");
+    s_prom_head("jobq_broker_uptime_seconds", "gauge", "Seconds since the broker started.");
+    printf("jobq_broker_uptime_seconds %.3f\n", s_num_at(j, b, "uptime_ms") / 1000.0);
+    s_prom_head("jobq_broker_draining", "gauge", "1 while the broker drains before stopping.");
+    printf("jobq_broker_draining %d\n",
+           s_get(j, b, "draining") && j->n[s_get(j, b, "draining")].t == 'b');
+    for (size_t i = 0; i < sizeof s_broker_metrics / sizeof s_broker_metrics[0]; i++) {
+        s_prom_head(s_broker_metrics[i].name, s_broker_metrics[i].type, s_broker_metrics[i].help);
+        printf("%s %.0f\n", s_broker_metrics[i].name, s_num_at(j, b, s_broker_metrics[i].key));
+    }
+    s_prom_head("jobq_broker_connections", "gauge", "Connections by role.");
+    for (uint32_t c = conn + 1; conn && c < j->n[conn].end; c = j->n[c].end) {
+        printf("jobq_broker_connections{role=");
+        s_prom_label(j->n[c].k, j->n[c].klen);
+        printf("} %.0f\n", j->n[c].num);
+    }
+    s_prom_head("jobq_protocol_errors_total", "counter", "Protocol errors by kind.");
+    for (uint32_t c = err + 1; err && c < j->n[err].end; c = j->n[c].end) {
+        printf("jobq_protocol_errors_total{kind=");
+        s_prom_label(j->n[c].k, j->n[c].klen);
+        printf("} %.0f\n", j->n[c].num);
+    }
+    s_prom_queues(j, s_get(j, 0, "queues"));
+    uint32_t ws = s_get(j, 0, "workers");
+    for (size_t i = 0; i < sizeof s_worker_metrics / sizeof s_worker_metrics[0]; i++)
+        s_prom_list(j, ws, &s_worker_metrics[i], 1);
+}
+
 int
 stats_main(int argc, char **argv)
 {
@@ -428,6 +599,8 @@ stats_main(int argc, char **argv)
     int rc = s_parse(argc, argv, "stats", &a);
     if (rc) return rc;
     if (a.nrest) return jobq_cli_usage_error("stats", "unexpected '%s'", a.rest[0]);
+    if (a.json && a.prometheus)
+        return jobq_cli_usage_error("stats", "--json and --prometheus exclude each other");
     wire_msg_t m;
     wire_msg_init(&m, WIRE_STATS);
     if (a.queue) {
@@ -443,6 +616,8 @@ stats_main(int argc, char **argv)
     } else if (s_value(&j, &p, data + strlen(data), NULL, 0, 0) != 0 || j.n[0].t != 'o') {
         fprintf(stderr, "jobq stats: the broker's reply is not JSON\n");
         rc = JOBQ_EXIT_FAIL;
+    } else if (a.prometheus) {
+        s_print_prometheus(&j);
     } else {
         s_print_broker(&j, s_get(&j, 0, "broker"));
         s_print_tables(&j);

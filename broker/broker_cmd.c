@@ -13,6 +13,10 @@
  * Exit codes: 0 after a clean stop, 1 when the broker could not start (bind
  * failure, another broker on the ipc path), 2 bad usage, including a
  * non-loopback tcp:// address without --insecure.
+ *
+ * Retries: --backoff-base MS and --backoff-max MS set the core's retry delay
+ * (first retry after base, doubling up to max, +-20% jitter; defaults 1 s
+ * and 1 h). A max below the base is refused as bad usage.
  */
 #include "broker/reactor.h"
 #include "cli/commands.h"
@@ -86,7 +90,9 @@ enum {
     S_OPT_MAX_CREDIT,
     S_OPT_DRAIN,
     S_OPT_READY_FILE,
-    S_OPT_INSECURE
+    S_OPT_INSECURE,
+    S_OPT_BACKOFF_BASE,
+    S_OPT_BACKOFF_MAX
 };
 
 /* Applies one numeric option; returns 0 or a usage error's exit code. */
@@ -107,6 +113,8 @@ s_num_opt(s_args_t *a, int c, const char *arg)
         {S_OPT_MAX_QUEUES, "--max-queues", 1, CORE_QUEUES_LIMIT},
         {S_OPT_MAX_CREDIT, "--max-credit", 1, 1000000},
         {S_OPT_DRAIN, "--drain", 0, 86400000},
+        {S_OPT_BACKOFF_BASE, "--backoff-base", 0, 86400000},
+        {S_OPT_BACKOFF_MAX, "--backoff-max", 0, 86400000},
     };
     for (size_t i = 0; i < sizeof lim / sizeof lim[0]; i++) {
         if (lim[i].opt != c) continue;
@@ -140,6 +148,12 @@ s_num_opt(s_args_t *a, int c, const char *arg)
     case S_OPT_DRAIN:
         a->o.drain_ms = (int64_t)v;
         break;
+    case S_OPT_BACKOFF_BASE: /* ms before the first retry; the core refuses max < base */
+        a->o.core.backoff_base_ms = (int64_t)v;
+        break;
+    case S_OPT_BACKOFF_MAX:
+        a->o.core.backoff_max_ms = (int64_t)v;
+        break;
     }
     return 0;
 }
@@ -147,18 +161,21 @@ s_num_opt(s_args_t *a, int c, const char *arg)
 static int
 s_parse(int argc, char **argv, s_args_t *a)
 {
-    static const struct option opts[] = {{"listen", required_argument, NULL, 'l'},
-                                         {"heartbeat", required_argument, NULL, S_OPT_HB},
-                                         {"liveness", required_argument, NULL, S_OPT_LIVENESS},
-                                         {"max-frame", required_argument, NULL, S_OPT_MAX_FRAME},
-                                         {"max-jobs", required_argument, NULL, S_OPT_MAX_JOBS},
-                                         {"max-bytes", required_argument, NULL, S_OPT_MAX_BYTES},
-                                         {"max-queues", required_argument, NULL, S_OPT_MAX_QUEUES},
-                                         {"max-credit", required_argument, NULL, S_OPT_MAX_CREDIT},
-                                         {"drain", required_argument, NULL, S_OPT_DRAIN},
-                                         {"ready-file", required_argument, NULL, S_OPT_READY_FILE},
-                                         {"insecure", no_argument, NULL, S_OPT_INSECURE},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"listen", required_argument, NULL, 'l'},
+        {"heartbeat", required_argument, NULL, S_OPT_HB},
+        {"liveness", required_argument, NULL, S_OPT_LIVENESS},
+        {"max-frame", required_argument, NULL, S_OPT_MAX_FRAME},
+        {"max-jobs", required_argument, NULL, S_OPT_MAX_JOBS},
+        {"max-bytes", required_argument, NULL, S_OPT_MAX_BYTES},
+        {"max-queues", required_argument, NULL, S_OPT_MAX_QUEUES},
+        {"max-credit", required_argument, NULL, S_OPT_MAX_CREDIT},
+        {"drain", required_argument, NULL, S_OPT_DRAIN},
+        {"ready-file", required_argument, NULL, S_OPT_READY_FILE},
+        {"insecure", no_argument, NULL, S_OPT_INSECURE},
+        {"backoff-base", required_argument, NULL, S_OPT_BACKOFF_BASE},
+        {"backoff-max", required_argument, NULL, S_OPT_BACKOFF_MAX},
+        {NULL, 0, NULL, 0}};
     int c, rc;
     reactor_opts_init(&a->o);
     a->ready_file = NULL;
