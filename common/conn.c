@@ -25,6 +25,7 @@ struct conn {
     int role;
     uint32_t hb_wanted_ms, hb_ms, flags;
     int connected;
+    int handshaking; /* HELLO sent, WELCOME not yet: conn_connect's timeout rules */
     int64_t last_send_ms, last_recv_ms;
     uint64_t next_req;
     zmq_msg_t frame; /* the last frame received: decoded slices point into it */
@@ -129,11 +130,13 @@ conn_connect(conn_t *c, int64_t timeout_ms)
     }
     rc = conn_send(c, &m, timeout_ms);
     int64_t deadline = jobq_deadline_ms(timeout_ms);
+    c->handshaking = 1;
     while (rc == JOBQ_OK) {
         rc = conn_recv(c, &m, jobq_remaining_ms(deadline));
         if (rc != JOBQ_OK)
             break;
         if (m.type == WIRE_WELCOME) {
+            c->handshaking = 0;
             c->hb_ms = m.hb_ms ? m.hb_ms : c->hb_wanted_ms;
             c->flags = (m.fields & WIRE_F_FLAGS) ? m.flags : 0;
             c->last_recv_ms = jobq_now_ms();
@@ -145,6 +148,7 @@ conn_connect(conn_t *c, int64_t timeout_ms)
         }
         /* Anything else before WELCOME is a leftover: ignore it. */
     }
+    c->handshaking = 0;
     s_close_socket(c);
     return rc == JOBQ_ECLOSED ? JOBQ_ETIMEDOUT : rc;
 }
@@ -180,6 +184,8 @@ conn_tick(conn_t *c)
     int64_t now = jobq_now_ms();
     if (!c->connected)
         return JOBQ_ECLOSED;
+    if (c->handshaking)
+        return JOBQ_OK; /* no heartbeats before WELCOME; the connect timeout bounds the wait */
     if (now - c->last_recv_ms > (int64_t)c->hb_ms * CONN_LIVENESS) {
         LOG_NOTICE("broker %s silent for %lld ms: reconnecting", c->endpoint,
                    (long long)(now - c->last_recv_ms));
@@ -266,4 +272,44 @@ void *
 conn_socket(conn_t *c)
 {
     return c->sock;
+}
+
+const void *
+conn_frame(const conn_t *c, size_t *len)
+{
+    if (!c->have_frame) {
+        *len = 0;
+        return NULL;
+    }
+    *len = zmq_msg_size((zmq_msg_t *)&c->frame);
+    return zmq_msg_data((zmq_msg_t *)&c->frame);
+}
+
+int
+conn_disconnect(conn_t *c, const wire_lease_t *leases, uint32_t n, int linger_ms)
+{
+    wire_msg_t m;
+    wire_msg_init(&m, WIRE_DISCONNECT);
+    if (n) {
+        m.fields = WIRE_F_LEASES;
+        m.leases = (wire_lease_t *)leases;
+        m.nleases = n;
+    }
+    int rc = conn_send(c, &m, 0);
+    if (rc == JOBQ_EINVAL || rc == JOBQ_ETOOBIG) { /* too many leases: a plain goodbye */
+        wire_msg_init(&m, WIRE_DISCONNECT);
+        rc = conn_send(c, &m, 0);
+    }
+    if (c->have_frame) {
+        zmq_msg_close(&c->frame);
+        c->have_frame = 0;
+    }
+    if (c->sock) {
+        int linger = linger_ms < 0 ? 0 : linger_ms;
+        zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger);
+        zmq_close(c->sock);
+        c->sock = NULL;
+    }
+    c->connected = 0;
+    return rc;
 }

@@ -11,6 +11,7 @@
 
 #include "common/wire.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct conn conn_t;
@@ -61,5 +62,17 @@ int conn_is_connected(const conn_t *c);
 
 /* The ZeroMQ socket, for zmq_poll by callers that wait on more than one thing. */
 void *conn_socket(conn_t *c);
+
+/* The raw bytes of the last frame conn_recv returned (the slices of the
+ * message it decoded point into them), or NULL. Valid until the next
+ * conn_recv, conn_connect or conn_destroy; *len receives the size. */
+const void *conn_frame(const conn_t *c, size_t *len);
+
+/* Ends the session: sends DISCONNECT carrying leases[0..n) (the jobs a worker
+ * holds and never started; may be NULL/0), then closes the socket, letting
+ * ZeroMQ flush what is still queued for up to linger_ms. The connection stays
+ * usable for conn_connect. Returns JOBQ_OK or conn_send's error (the socket is
+ * closed either way). */
+int conn_disconnect(conn_t *c, const wire_lease_t *leases, uint32_t n, int linger_ms);
 
 #endif

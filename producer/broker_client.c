@@ -246,17 +246,25 @@ s_call(pbroker_t *pb, wire_msg_t *req_msg, wire_msg_t *reply, int64_t deadline)
     }
 }
 
+/* Moves the results that arrived in the background into st. Returns 1 if
+ * one of them is for id (any, when id is NULL). */
 static int
-s_pump(void *impl, pstore_t *st, const jobq_id_t *id, int64_t deadline_ms)
+s_move_early(pbroker_t *pb, pstore_t *st, const jobq_id_t *id)
 {
-    pbroker_t *pb = impl;
     jobq_result_t r;
     int moved = 0;
     while (pstore_take(&pb->early, NULL, &r)) {
         pstore_push(st, &r);
         moved |= !id || memcmp(&r.id, id, sizeof *id) == 0;
     }
-    if (moved)
+    return moved;
+}
+
+static int
+s_pump(void *impl, pstore_t *st, const jobq_id_t *id, int64_t deadline_ms)
+{
+    pbroker_t *pb = impl;
+    if (s_move_early(pb, st, id))
         return JOBQ_OK;
     wire_msg_t m, reply;
     wire_msg_init(&reply, WIRE_OK);
@@ -275,6 +283,10 @@ s_pump(void *impl, pstore_t *st, const jobq_id_t *id, int64_t deadline_ms)
         if (rc == JOBQ_OK)
             s_background(pb, &reply);
         wire_msg_fini(&reply);
+        /* The result may have been pushed while the WAIT was on its way (the
+         * broker then answers with what it still knows): look there too. */
+        if (s_move_early(pb, st, id))
+            return JOBQ_OK;
         if (rc != JOBQ_OK)
             return rc;
         return s_pump(impl, st, NULL, jobq_now_ms()) == JOBQ_OK ? JOBQ_OK : JOBQ_ETIMEDOUT;

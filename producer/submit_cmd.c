@@ -1,82 +1,148 @@
 /*
- * producer/submit_cmd.c: `jobq submit` and `jobq stop-workers` on a named
- * local queue (shm://NAME, mq://NAME). tcp:// and ipc:// need the broker,
- * which is not available yet: they give a clear error and exit 2.
+ * producer/submit_cmd.c: the producer's commands `jobq submit`, `jobq wait`,
+ * `jobq join` and `jobq stop-workers`, over the producer API
+ * (include/jobq/producer.h) for every URL: a broker (tcp://, ipc://) or a
+ * named local queue (shm://NAME, mq://NAME). -u defaults to $JOBQ_URL, then
+ * to the broker's default endpoint (broker_default_url).
  *
- * submit puts jobs (creating the queue if needed) and prints their ids, or
- * with --wait prints each job's result as it arrives. Puts and result reads
- * are interleaved (a put that finds the queue full reads results meanwhile),
- * so more jobs than the queue holds never deadlock against workers blocked on
- * a full results channel.
+ * submit sends jobs in batches (SUBMIT_BATCH jobs or SUBMIT_BYTES payload
+ * bytes) and returns once every job was accepted, printing their ids; with
+ * --wait it prints each result as it arrives instead. Job ids carry 8 random
+ * bytes per run plus the job's position, so a result names its job's input
+ * position (the "seq" of --json) and results of other producers' jobs are
+ * recognised (a local queue has one results channel for everyone: those are
+ * dropped, so run one waiting producer per local queue).
  *
- * One results channel serves the whole queue: --wait assumes one waiting
- * producer per queue at a time. Job ids carry 8 random bytes per submit run
- * plus the job's position, so a result for someone else's job is recognised
- * and put back on the channel for its owner.
+ * On a local queue, submit --wait puts one job at a time without blocking and
+ * reads results whenever the queue is full, so more jobs than the queue holds
+ * never deadlock against workers blocked on a full results channel.
  */
+#include "broker/reactor.h"
 #include "cli/commands.h"
 #include "common/alloc.h"
 #include "common/clock.h"
 #include "common/url.h"
 #include "jobq/errors.h"
+#include "jobq/producer.h"
 #include "jobq/queue.h"
 #include "worker/worker.h"
 
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 int submit_main(int argc, char **argv);
+int wait_main(int argc, char **argv);
+int join_main(int argc, char **argv);
 int stop_workers_main(int argc, char **argv);
+
+#define SUBMIT_BATCH 1024
+#define SUBMIT_BYTES (512u * 1024u)
+#define S_CONNECT_MS 5000 /* how long opening a broker connection may take */
 
 /* ---- helpers ---------------------------------------------------------------- */
 
 /* Parses seconds (> 0, fractions allowed) into milliseconds; -1 if invalid. */
 static int64_t
-s_parse_seconds(const char *text)
+s_parse_seconds(const char *text, int zero_ok)
 {
     char *end;
     errno = 0;
     double v = strtod(text, &end);
-    if (errno || end == text || *end || !(v > 0) || v > 1e7) return -1;
+    if (errno || end == text || *end || v < 0 || (!zero_ok && !(v > 0)) || v > 1e7)
+        return -1;
     int64_t ms = (int64_t)(v * 1000.0 + 0.5);
-    return ms > 0 ? ms : 1;
+    return ms > 0 || zero_ok ? ms : 1;
 }
 
-static long
-s_parse_count(const char *text, long max)
+static long long
+s_parse_count(const char *text, long long max)
 {
     char *end;
     errno = 0;
-    long v = strtol(text, &end, 10);
-    if (errno || end == text || *end || v < 0 || v > max) return -1;
+    long long v = strtoll(text, &end, 10);
+    if (errno || end == text || *end || v < 0 || v > max)
+        return -1;
     return v;
 }
 
-/* Checks that url names a local queue; returns 0 or a usage error's code. */
+/* Resolves the URL (-u, $JOBQ_URL, the broker's default endpoint) into buf
+ * and checks it; sets *broker. Returns 0 or a usage error's exit code. */
 static int
-s_check_local_url(const char *cmd, const char *url)
+s_resolve_url(const char *cmd, const char **url, char *buf, size_t len, int *broker)
 {
     jobq_url_t u;
     char why[160];
-    if (!url || !*url) return jobq_cli_usage_error(cmd, "no URL: give -u URL or set JOBQ_URL");
-    if (jobq_url_parse(url, &u, why, sizeof why) != JOBQ_OK)
-        return jobq_cli_usage_error(cmd, "bad URL '%s': %s", url, why);
-    if (u.scheme == JOBQ_URL_TCP || u.scheme == JOBQ_URL_IPC) {
-        fprintf(stderr,
-                "jobq %s: %s needs the broker: not available yet (use shm://NAME or mq://NAME)\n",
-                cmd, url);
-        return JOBQ_EXIT_USAGE;
+    if (!*url)
+        *url = getenv("JOBQ_URL");
+    if (!*url || !**url) {
+        if (broker_default_url(buf, len) != JOBQ_OK)
+            return jobq_cli_usage_error(cmd, "no URL: give -u URL or set JOBQ_URL");
+        *url = buf;
     }
+    if (jobq_url_parse(*url, &u, why, sizeof why) != JOBQ_OK)
+        return jobq_cli_usage_error(cmd, "bad URL '%s': %s", *url, why);
+    *broker = u.scheme == JOBQ_URL_TCP || u.scheme == JOBQ_URL_IPC;
     return 0;
 }
 
-/* Reads all of f into a buffer (at most JOBQ_PAYLOAD_MAX + 1 bytes: the put
- * then reports the job too big). Caller owns *data. Returns 0 or -1. */
+static int
+s_check_queue(const char *cmd, const char *queue, int broker)
+{
+    if (!queue)
+        return 0;
+    if (!broker)
+        return jobq_cli_usage_error(cmd, "-q applies to a broker URL: a local URL is the queue");
+    if (!jobq_queue_name_valid(queue, strlen(queue)))
+        return jobq_cli_usage_error(cmd, "'%s' is not a valid queue name", queue);
+    return 0;
+}
+
+/* Opens a producer; prints why not. timeout_ms < 0: the default. */
+static jobq_producer_t *
+s_open(const char *cmd, const char *url, int64_t timeout_ms)
+{
+    jobq_producer_opts_t po = {0};
+    po.connect_timeout_ms = timeout_ms > 0 && timeout_ms < S_CONNECT_MS ? timeout_ms : S_CONNECT_MS;
+    jobq_producer_t *p = NULL;
+    int rc = jobq_producer_open(url, &po, &p);
+    if (rc != JOBQ_OK)
+        fprintf(stderr, "jobq %s: cannot open %s: %s\n", cmd, url,
+                rc == JOBQ_ETIMEDOUT ? "no broker answered" : jobq_strerror(rc));
+    return p;
+}
+
+/* Prints a result: its output (a newline added if missing) or, with json, one
+ * JSON object; a failure is also reported on stderr. seq < 0: none. */
+static void
+s_print_result(const char *cmd, const jobq_result_t *res, long long seq, int json)
+{
+    if (json) {
+        char *line = worker_result_json(res, seq);
+        printf("%s\n", line);
+        jobq_free(line);
+    } else {
+        if (res->output_len)
+            fwrite(res->output, 1, res->output_len, stdout);
+        if (!res->output_len || ((const char *)res->output)[res->output_len - 1] != '\n')
+            fputc('\n', stdout);
+    }
+    if (!json && res->status != JOBQ_STATUS_DONE) {
+        char id[JOBQ_ID_HEX_LEN + 1];
+        jobq_id_format(&res->id, id);
+        fprintf(stderr, "jobq %s: job %s %s: exit %d, signal %d%s%.*s\n", cmd, id,
+                jobq_status_name(res->status), (int)res->exit_code, (int)res->signal,
+                res->error_len ? ": " : "", (int)res->error_len, res->error ? res->error : "");
+    }
+    fflush(stdout);
+}
+
+/* Reads all of f (at most JOBQ_PAYLOAD_MAX + 1 bytes: the submit then reports
+ * the job too big). Caller owns *data. Returns 0 or -1. */
 static int
 s_slurp(FILE *f, char **data, size_t *len)
 {
@@ -84,13 +150,15 @@ s_slurp(FILE *f, char **data, size_t *len)
     char *buf = jobq_malloc(cap);
     for (;;) {
         if (n == cap) {
-            if (cap > JOBQ_PAYLOAD_MAX) break;
+            if (cap > JOBQ_PAYLOAD_MAX)
+                break;
             cap *= 2;
             buf = jobq_realloc(buf, cap);
         }
         size_t got = fread(buf + n, 1, cap - n, f);
         n += got;
-        if (got == 0) break;
+        if (got == 0)
+            break;
     }
     if (ferror(f)) {
         jobq_free(buf);
@@ -101,215 +169,102 @@ s_slurp(FILE *f, char **data, size_t *len)
     return 0;
 }
 
-/* ---- jobq submit --------------------------------------------------------------- */
+/* ---- jobq submit: options ---------------------------------------------------- */
 
 typedef struct s_submit {
     const char *url;
+    int broker;
+    const char *queue;
     int wait, json, lines;
     const char *file;
     int64_t timeout_ms; /* -1: none */
-    uint32_t ttr_ms;
-    uint32_t attempts;
+    int64_t deadline_ms;
+    uint32_t ttr_ms, attempts, priority;
+    uint64_t delay_ms;
+    int has_priority, has_delay;
+    const char *unique;
     char **data; /* DATA operands */
     int ndata;
-    jobq_queue_t *q;
-    int64_t deadline_ms;
+    jobq_producer_t *p;
     uint8_t prefix[8];
-    long long submitted, received;
-    unsigned char *seen; /* --wait: one byte per job */
+    long long submitted;          /* jobs sent (accepted or refused): the next seq */
+    long long accepted, received; /* jobs accepted, their results printed */
+    unsigned char *seen;          /* per accepted job: 1 once its result was printed */
     size_t seen_cap;
-    int any_failed;
-    jobq_id_t first_foreign; /* the first foreign result seen since our last one */
-    int has_foreign;
+    int any_failed, refused;
+    jobq_job_t batch[SUBMIT_BATCH];
+    char *owned[SUBMIT_BATCH]; /* payload copies (--lines) */
+    int codes[SUBMIT_BATCH];
+    size_t n, bytes;
 } s_submit_t;
 
-static void
-s_make_id(const s_submit_t *s, long long seq, jobq_id_t *id)
-{
-    memcpy(id->b, s->prefix, 8);
-    for (int i = 0; i < 8; i++)
-        id->b[8 + i] = (uint8_t)((uint64_t)seq >> (56 - 8 * i));
-}
-
-static long long
-s_seq_of(const s_submit_t *s, const jobq_id_t *id)
-{
-    uint64_t seq = 0;
-    if (memcmp(id->b, s->prefix, 8) != 0) return -1;
-    for (int i = 0; i < 8; i++)
-        seq = (seq << 8) | id->b[8 + i];
-    return seq >= (uint64_t)s->submitted ? -1 : (long long)seq;
-}
-
-static void
-s_print_result(const s_submit_t *s, const jobq_result_t *res, long long seq)
-{
-    if (s->json) {
-        char *line = worker_result_json(res, seq);
-        printf("%s\n", line);
-        jobq_free(line);
-    } else {
-        if (res->output_len) fwrite(res->output, 1, res->output_len, stdout);
-        if (!res->output_len || ((const char *)res->output)[res->output_len - 1] != '\n')
-            fputc('\n', stdout);
-    }
-    if (!s->json && res->status != JOBQ_STATUS_DONE) {
-        char id[JOBQ_ID_HEX_LEN + 1];
-        jobq_id_format(&res->id, id);
-        fprintf(stderr, "jobq submit: job %s %s: exit %d, signal %d%s%.*s\n", id,
-                jobq_status_name(res->status), (int)res->exit_code, (int)res->signal,
-                res->error_len ? ": " : "", (int)res->error_len, res->error ? res->error : "");
-    }
-    fflush(stdout);
-}
-
-/* Takes one result within timeout_ms: prints ours, puts back others'.
- * Returns 1 if one of ours arrived, 0 if none, -1 if the queue failed. */
-static int
-s_take_result(s_submit_t *s, int64_t timeout_ms)
-{
-    jobq_result_t res;
-    int rc = jobq_queue_get_result(s->q, &res, timeout_ms);
-    if (rc == JOBQ_EEMPTY || rc == JOBQ_ETIMEDOUT) return 0;
-    if (rc != JOBQ_OK) {
-        fprintf(stderr, "jobq submit: cannot read results: %s\n", jobq_strerror(rc));
-        return -1;
-    }
-    long long seq = s_seq_of(s, &res.id);
-    if (seq < 0) {
-        /* Another producer's result: hand it back. Once the same one comes
-         * round again, the channel holds only others' results: pause. */
-        if (s->has_foreign && memcmp(&s->first_foreign, &res.id, sizeof res.id) == 0) {
-            struct timespec ts = {0, 10L * 1000 * 1000};
-            nanosleep(&ts, NULL);
-            s->has_foreign = 0;
-        } else if (!s->has_foreign) {
-            s->first_foreign = res.id;
-            s->has_foreign = 1;
-        }
-        if (jobq_queue_put_result(s->q, &res, 1000) != JOBQ_OK)
-            fprintf(stderr, "jobq submit: could not put back another producer's result\n");
-        return 0;
-    }
-    s->has_foreign = 0;
-    if ((size_t)seq >= s->seen_cap || s->seen[seq]) return 0;
-    s->seen[seq] = 1;
-    s->received++;
-    if (res.status != JOBQ_STATUS_DONE) s->any_failed = 1;
-    s_print_result(s, &res, seq);
-    return 1;
-}
-
-static int64_t
-s_left(const s_submit_t *s)
-{
-    return s->deadline_ms == INT64_MAX ? -1 : jobq_remaining_ms(s->deadline_ms);
-}
-
-/* Puts one job; with --wait, reads results while the queue is full.
- * Returns JOBQ_OK or the put's error. */
-static int
-s_put_job(s_submit_t *s, const void *data, size_t len)
-{
-    jobq_job_t job;
-    jobq_job_init(&job);
-    s_make_id(s, s->submitted, &job.id);
-    job.payload = data;
-    job.payload_len = (uint32_t)(len > UINT32_MAX ? UINT32_MAX : len);
-    if (s->ttr_ms) job.ttr_ms = s->ttr_ms;
-    job.max_attempts = s->attempts;
-    int rc;
-    for (;;) {
-        int64_t left = s_left(s);
-        rc = jobq_queue_put(s->q, &job, s->wait ? 0 : left);
-        if (rc != JOBQ_EFULL || !s->wait) break;
-        if (left == 0) {
-            rc = JOBQ_ETIMEDOUT;
-            break;
-        }
-        if (s_take_result(s, left < 0 || left > 50 ? 50 : left) < 0) { /* room meanwhile */
-            rc = JOBQ_EIO;
-            break;
-        }
-    }
-    if (rc != JOBQ_OK) {
-        fprintf(stderr, "jobq submit: job %lld not submitted: %s\n", s->submitted + 1,
-                jobq_strerror(rc));
-        return rc;
-    }
-    if ((size_t)s->submitted >= s->seen_cap) {
-        size_t cap = s->seen_cap ? s->seen_cap * 2 : 256;
-        s->seen = jobq_realloc(s->seen, cap);
-        memset(s->seen + s->seen_cap, 0, cap - s->seen_cap);
-        s->seen_cap = cap;
-    }
-    s->submitted++;
-    if (!s->wait) {
-        char id[JOBQ_ID_HEX_LEN + 1];
-        jobq_id_format(&job.id, id);
-        if (s->json)
-            printf("{\"seq\":%lld,\"id\":\"%s\"}\n", s->submitted - 1, id);
-        else
-            printf("%s\n", id);
-    }
-    return JOBQ_OK;
-}
-
-/* Puts every job the command line names; returns JOBQ_OK or the first error. */
-static int
-s_put_all(s_submit_t *s)
-{
-    int rc = JOBQ_OK;
-    for (int i = 0; i < s->ndata && rc == JOBQ_OK; i++)
-        rc = s_put_job(s, s->data[i], strlen(s->data[i]));
-    if (s->lines) {
-        char *line = NULL;
-        size_t cap = 0;
-        ssize_t n;
-        while (rc == JOBQ_OK && (n = getline(&line, &cap, stdin)) >= 0) {
-            if (n > 0 && line[n - 1] == '\n') n--;
-            rc = s_put_job(s, line, (size_t)n);
-        }
-        free(line);
-    } else if (s->file || (s->ndata == 0)) {
-        FILE *f = !s->file || strcmp(s->file, "-") == 0 ? stdin : fopen(s->file, "rb");
-        char *data = NULL;
-        size_t len = 0;
-        if (!f || s_slurp(f, &data, &len) != 0) {
-            fprintf(stderr, "jobq submit: cannot read %s: %s\n", s->file ? s->file : "stdin",
-                    strerror(errno));
-            rc = JOBQ_ESYS;
-        } else {
-            rc = s_put_job(s, data, len);
-        }
-        if (f && f != stdin) fclose(f);
-        jobq_free(data);
-    }
-    return rc;
-}
-
-enum { S_OPT_WAIT = 256, S_OPT_JSON, S_OPT_LINES, S_OPT_TTR, S_OPT_RETRIES };
+enum {
+    S_OPT_WAIT = 256,
+    S_OPT_JSON,
+    S_OPT_LINES,
+    S_OPT_TTR,
+    S_OPT_RETRIES,
+    S_OPT_PRIORITY,
+    S_OPT_DELAY,
+    S_OPT_UNIQUE
+};
 
 static const struct option s_submit_opts[] = {
     {"url", required_argument, NULL, 'u'},
+    {"queue", required_argument, NULL, 'q'},
     {"wait", no_argument, NULL, S_OPT_WAIT},
     {"timeout", required_argument, NULL, 'T'},
     {"json", no_argument, NULL, S_OPT_JSON},
     {"ttr", required_argument, NULL, S_OPT_TTR},
     {"retries", required_argument, NULL, S_OPT_RETRIES},
+    {"priority", required_argument, NULL, S_OPT_PRIORITY},
+    {"delay", required_argument, NULL, S_OPT_DELAY},
+    {"unique", required_argument, NULL, S_OPT_UNIQUE},
     {"file", required_argument, NULL, 'f'},
     {"lines", no_argument, NULL, S_OPT_LINES},
     {NULL, 0, NULL, 0},
 };
 
+/* Applies an option that takes a number; returns 0 or a usage error's code. */
+static int
+s_submit_number(s_submit_t *s, int c, const char *arg)
+{
+    int64_t ms;
+    long long n;
+    if (c == 'T' || c == S_OPT_TTR || c == S_OPT_DELAY) {
+        if ((ms = s_parse_seconds(arg, c == S_OPT_DELAY)) < 0 || ms > UINT32_MAX)
+            return jobq_cli_usage_error("submit", "a time is a number of seconds > 0, not '%s'",
+                                        arg);
+        if (c == 'T')
+            s->timeout_ms = ms;
+        if (c == S_OPT_TTR)
+            s->ttr_ms = (uint32_t)ms;
+        if (c == S_OPT_DELAY)
+            s->delay_ms = (uint64_t)ms, s->has_delay = 1;
+        return 0;
+    }
+    if (c == S_OPT_RETRIES) {
+        if ((n = s_parse_count(arg, 1000)) < 0)
+            return jobq_cli_usage_error("submit", "--retries needs a number from 0 to 1000");
+        s->attempts = (uint32_t)n + 1;
+        return 0;
+    }
+    if ((n = s_parse_count(arg, UINT32_MAX)) < 0)
+        return jobq_cli_usage_error("submit", "--priority needs a number from 0 to 4294967295");
+    s->priority = (uint32_t)n;
+    s->has_priority = 1;
+    return 0;
+}
+
 static int
 s_submit_opt(s_submit_t *s, int c, const char *arg)
 {
-    int64_t ms;
-    long n;
     switch (c) {
     case 'u':
         s->url = arg;
+        return 0;
+    case 'q':
+        s->queue = arg;
         return 0;
     case S_OPT_WAIT:
         s->wait = 1;
@@ -323,37 +278,34 @@ s_submit_opt(s_submit_t *s, int c, const char *arg)
     case 'f':
         s->file = arg;
         return 0;
+    case S_OPT_UNIQUE:
+        if (strlen(arg) > JOBQ_UNIQUE_KEY_MAX)
+            return jobq_cli_usage_error("submit", "--unique takes at most %d bytes",
+                                        JOBQ_UNIQUE_KEY_MAX);
+        s->unique = arg;
+        return 0;
     case 'T':
     case S_OPT_TTR:
-        if ((ms = s_parse_seconds(arg)) < 0 || ms > UINT32_MAX)
-            return jobq_cli_usage_error("submit", "a time is a number of seconds > 0, not '%s'",
-                                        arg);
-        if (c == 'T')
-            s->timeout_ms = ms;
-        else
-            s->ttr_ms = (uint32_t)ms;
-        return 0;
     case S_OPT_RETRIES:
-        if ((n = s_parse_count(arg, 1000)) < 0)
-            return jobq_cli_usage_error("submit", "--retries needs a number from 0 to 1000");
-        s->attempts = (uint32_t)n + 1;
-        return 0;
+    case S_OPT_PRIORITY:
+    case S_OPT_DELAY:
+        return s_submit_number(s, c, arg);
     default:
         return jobq_cli_usage_error("submit", "unknown option or missing value");
     }
 }
 
 static int
-s_submit_parse(int argc, char **argv, s_submit_t *s)
+s_submit_parse(int argc, char **argv, s_submit_t *s, char *def, size_t def_len)
 {
-    memset(s, 0, sizeof *s);
     s->timeout_ms = -1;
     s->attempts = 1;
     optind = 1;
     opterr = 0;
     int c, rc;
-    while ((c = getopt_long(argc, argv, "+u:T:f:", s_submit_opts, NULL)) != -1)
-        if ((rc = s_submit_opt(s, c, optarg)) != 0) return rc;
+    while ((c = getopt_long(argc, argv, "+u:q:T:f:", s_submit_opts, NULL)) != -1)
+        if ((rc = s_submit_opt(s, c, optarg)) != 0)
+            return rc;
     s->data = argv + optind;
     s->ndata = argc - optind;
     if ((s->ndata > 0) + (s->file != NULL) + s->lines > 1)
@@ -361,107 +313,463 @@ s_submit_parse(int argc, char **argv, s_submit_t *s)
     if (s->ndata == 0 && !s->file && !s->lines && isatty(STDIN_FILENO))
         return jobq_cli_usage_error("submit", "no job given: DATA..., --file F, --lines, or a "
                                               "payload on stdin");
-    if (!s->url) s->url = getenv("JOBQ_URL");
-    return s_check_local_url("submit", s->url);
+    if ((rc = s_resolve_url("submit", &s->url, def, def_len, &s->broker)) != 0)
+        return rc;
+    if ((rc = s_check_queue("submit", s->queue, s->broker)) != 0)
+        return rc;
+    if (!s->broker && (s->has_priority || s->has_delay || s->unique))
+        return jobq_cli_usage_error("submit", "--priority, --delay and --unique need a broker URL "
+                                              "(tcp:// or ipc://)");
+    return 0;
+}
+
+/* ---- jobq submit: jobs and results ------------------------------------------- */
+
+static long long
+s_seq_of(const s_submit_t *s, const jobq_id_t *id)
+{
+    uint64_t seq = 0;
+    if (memcmp(id->b, s->prefix, 8) != 0)
+        return -1;
+    for (int i = 0; i < 8; i++)
+        seq = (seq << 8) | id->b[8 + i];
+    return seq >= (uint64_t)s->submitted + s->n ? -1 : (long long)seq;
+}
+
+/* Prints a result of ours (once); ignores others'. */
+static void
+s_on_result(s_submit_t *s, const jobq_result_t *res)
+{
+    long long seq = s_seq_of(s, &res->id);
+    if (seq < 0 || (size_t)seq >= s->seen_cap || s->seen[seq])
+        return;
+    s->seen[seq] = 1;
+    s->received++;
+    if (res->status != JOBQ_STATUS_DONE)
+        s->any_failed = 1;
+    s_print_result("submit", res, seq, s->json);
+}
+
+static int64_t
+s_left(const s_submit_t *s)
+{
+    return s->deadline_ms == INT64_MAX ? -1 : jobq_remaining_ms(s->deadline_ms);
+}
+
+/* Takes one result within timeout_ms. Returns JOBQ_OK, JOBQ_ETIMEDOUT or an error. */
+static int
+s_take_result(s_submit_t *s, int64_t timeout_ms)
+{
+    jobq_result_t res;
+    int rc = jobq_producer_next_result(s->p, &res, timeout_ms);
+    if (rc == JOBQ_EEMPTY)
+        return JOBQ_ETIMEDOUT;
+    if (rc == JOBQ_OK)
+        s_on_result(s, &res);
+    return rc;
+}
+
+static void s_note_accepted(s_submit_t *s, long long seq, const jobq_id_t *id);
+
+/* Local queue with --wait: one job at a time, reading results while it is
+ * full; each accepted job is noted at once (its result may come next). */
+static void
+s_submit_local_wait(s_submit_t *s)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        int rc;
+        for (;;) {
+            rc = jobq_producer_submit(s->p, &s->batch[i], 0);
+            if (rc != JOBQ_EFULL && rc != JOBQ_ETIMEDOUT)
+                break;
+            int64_t left = s_left(s);
+            if (left == 0)
+                break;
+            int got = s_take_result(s, left < 0 || left > 50 ? 50 : left);
+            if (got != JOBQ_OK && got != JOBQ_ETIMEDOUT) {
+                rc = got;
+                break;
+            }
+        }
+        s->codes[i] = rc;
+        if (rc == JOBQ_OK)
+            s_note_accepted(s, s->submitted + (long long)i, &s->batch[i].id);
+    }
+}
+
+static void
+s_note_accepted(s_submit_t *s, long long seq, const jobq_id_t *id)
+{
+    s->accepted++;
+    if ((size_t)seq >= s->seen_cap) {
+        size_t cap = s->seen_cap ? s->seen_cap * 2 : 1024;
+        while (cap <= (size_t)seq)
+            cap *= 2;
+        s->seen = jobq_realloc(s->seen, cap);
+        memset(s->seen + s->seen_cap, 0, cap - s->seen_cap);
+        s->seen_cap = cap;
+    }
+    if (s->wait)
+        return;
+    char text[JOBQ_ID_HEX_LEN + 1];
+    jobq_id_format(id, text);
+    if (s->json)
+        printf("{\"seq\":%lld,\"id\":\"%s\"}\n", seq, text);
+    else
+        printf("%s\n", text);
+}
+
+/* Submits the pending batch; reports refused jobs. Returns JOBQ_OK or the
+ * first refusal's code. */
+static int
+s_flush(s_submit_t *s)
+{
+    if (!s->n)
+        return JOBQ_OK;
+    int one_by_one = !s->broker && s->wait;
+    if (one_by_one)
+        s_submit_local_wait(s);
+    else
+        jobq_producer_submit_batch(s->p, s->batch, s->n, s->codes, s_left(s));
+    int first = JOBQ_OK;
+    for (size_t i = 0; i < s->n; i++) {
+        long long seq = s->submitted + (long long)i;
+        if (s->codes[i] == JOBQ_OK) {
+            if (!one_by_one)
+                s_note_accepted(s, seq, &s->batch[i].id);
+            continue;
+        }
+        char id[JOBQ_ID_HEX_LEN + 1];
+        jobq_id_format(&s->batch[i].id, id);
+        if (s->refused++ < 10)
+            fprintf(stderr, "jobq submit: job %lld not submitted: %s%s%s\n", seq + 1,
+                    jobq_strerror(s->codes[i]), s->codes[i] == JOBQ_EDUPLICATE ? ": job " : "",
+                    s->codes[i] == JOBQ_EDUPLICATE ? id : "");
+        if (first == JOBQ_OK)
+            first = s->codes[i];
+    }
+    fflush(stdout);
+    for (size_t i = 0; i < s->n; i++) {
+        jobq_free(s->owned[i]);
+        s->owned[i] = NULL;
+    }
+    s->submitted += (long long)s->n;
+    s->n = s->bytes = 0;
+    return first;
+}
+
+/* Adds one job to the batch (owned: a copy to free after the submit). */
+static int
+s_add_job(s_submit_t *s, const void *data, size_t len, char *owned)
+{
+    jobq_job_t *job = &s->batch[s->n];
+    jobq_job_init(job);
+    uint64_t seq = (uint64_t)(s->submitted + (long long)s->n);
+    memcpy(job->id.b, s->prefix, 8);
+    for (int i = 0; i < 8; i++)
+        job->id.b[8 + i] = (uint8_t)(seq >> (56 - 8 * i));
+    if (s->queue) {
+        job->queue = s->queue;
+        job->queue_len = (uint32_t)strlen(s->queue);
+    }
+    job->payload = data;
+    job->payload_len = (uint32_t)(len > UINT32_MAX ? UINT32_MAX : len);
+    if (s->ttr_ms)
+        job->ttr_ms = s->ttr_ms;
+    job->max_attempts = s->attempts;
+    if (s->has_priority)
+        job->priority = s->priority;
+    job->delay_ms = s->delay_ms;
+    if (s->unique) {
+        job->unique = s->unique;
+        job->unique_len = (uint32_t)strlen(s->unique);
+    }
+    s->owned[s->n++] = owned;
+    s->bytes += len;
+    return s->n == SUBMIT_BATCH || s->bytes >= SUBMIT_BYTES ? s_flush(s) : JOBQ_OK;
+}
+
+/* Submits every job the command line names; returns JOBQ_OK or the first error. */
+static int
+s_submit_all(s_submit_t *s)
+{
+    int rc = JOBQ_OK;
+    for (int i = 0; i < s->ndata && rc == JOBQ_OK; i++)
+        rc = s_add_job(s, s->data[i], strlen(s->data[i]), NULL);
+    if (s->lines) {
+        char *line = NULL;
+        size_t cap = 0;
+        ssize_t n;
+        while (rc == JOBQ_OK && (n = getline(&line, &cap, stdin)) >= 0) {
+            if (n > 0 && line[n - 1] == '\n')
+                n--;
+            char *copy = jobq_memdup(line, (size_t)n + 1);
+            rc = s_add_job(s, copy, (size_t)n, copy);
+        }
+        free(line);
+    } else if (s->file || s->ndata == 0) {
+        FILE *f = !s->file || strcmp(s->file, "-") == 0 ? stdin : fopen(s->file, "rb");
+        char *data = NULL;
+        size_t len = 0;
+        if (!f || s_slurp(f, &data, &len) != 0) {
+            fprintf(stderr, "jobq submit: cannot read %s: %s\n", s->file ? s->file : "stdin",
+                    strerror(errno));
+            rc = JOBQ_ESYS;
+        } else {
+            rc = s_add_job(s, data, len, data);
+        }
+        if (f && f != stdin)
+            fclose(f);
+    }
+    int last = s_flush(s);
+    return rc != JOBQ_OK ? rc : last;
 }
 
 int
 submit_main(int argc, char **argv)
 {
-    s_submit_t s;
-    int rc = s_submit_parse(argc, argv, &s);
-    if (rc) return rc;
-    jobq_queue_opts_t qo = {.flags = JOBQ_QUEUE_CREATE};
-    rc = jobq_queue_open(s.url, &qo, &s.q);
-    if (rc != JOBQ_OK) {
-        fprintf(stderr, "jobq submit: cannot open %s: %s\n", s.url, jobq_strerror(rc));
+    static s_submit_t s; /* the batch is large: keep it off the stack */
+    char def[JOBQ_URL_MAX];
+    memset(&s, 0, sizeof s);
+    int rc = s_submit_parse(argc, argv, &s, def, sizeof def);
+    if (rc)
+        return rc;
+    if (!(s.p = s_open("submit", s.url, s.timeout_ms)))
         return JOBQ_EXIT_FAIL;
-    }
     jobq_id_t rnd;
     jobq_id_generate(&rnd);
     memcpy(s.prefix, rnd.b, 8);
     s.deadline_ms = jobq_deadline_ms(s.timeout_ms);
-    rc = s_put_all(&s);
+    rc = s_submit_all(&s);
     fflush(stdout);
-    int broken = rc == JOBQ_EIO;
-    while (s.wait && !broken && s.received < s.submitted && s_left(&s) != 0)
-        broken = s_take_result(&s, s_left(&s) < 0 || s_left(&s) > 100 ? 100 : s_left(&s)) < 0;
-    if (s.wait && !broken && s.received < s.submitted) {
+    int broken = 0;
+    while (s.wait && !broken && s.received < s.accepted && s_left(&s) != 0) {
+        int got = s_take_result(&s, s_left(&s));
+        if (got != JOBQ_OK && got != JOBQ_ETIMEDOUT) {
+            fprintf(stderr, "jobq submit: cannot read results: %s\n", jobq_strerror(got));
+            broken = 1;
+        }
+    }
+    if (s.wait && !broken && s.received < s.accepted) {
         fprintf(stderr, "jobq submit: timed out: %lld of %lld results arrived\n", s.received,
-                s.submitted);
+                s.accepted);
         rc = JOBQ_ETIMEDOUT;
     }
-    jobq_queue_destroy(&s.q);
+    jobq_producer_destroy(&s.p);
     jobq_free(s.seen);
     return rc != JOBQ_OK || broken || s.any_failed ? JOBQ_EXIT_FAIL : JOBQ_EXIT_OK;
 }
 
-/* ---- jobq stop-workers ------------------------------------------------------------ */
+/* ---- jobq wait ---------------------------------------------------------------- */
+
+/* Waits for each of ids[0..n) and prints its result; returns the exit code. */
+static int
+s_wait_all(jobq_producer_t *p, const jobq_id_t *ids, char **texts, int n, int64_t timeout_ms,
+           int json)
+{
+    int code = JOBQ_EXIT_OK;
+    int64_t deadline = jobq_deadline_ms(timeout_ms);
+    for (int i = 0; i < n; i++) {
+        jobq_result_t res;
+        int rc =
+            jobq_producer_wait(p, &ids[i], &res, timeout_ms < 0 ? -1 : jobq_remaining_ms(deadline));
+        if (rc == JOBQ_OK) {
+            s_print_result("wait", &res, -1, json);
+            if (res.status != JOBQ_STATUS_DONE)
+                code = JOBQ_EXIT_FAIL;
+            continue;
+        }
+        fprintf(stderr, "jobq wait: job %s: %s\n", texts[i],
+                rc == JOBQ_ETIMEDOUT   ? "timed out: no result yet"
+                : rc == JOBQ_ENOTFOUND ? "no such job (or its result is no longer kept)"
+                                       : jobq_strerror(rc));
+        code = JOBQ_EXIT_FAIL;
+    }
+    return code;
+}
+
+int
+wait_main(int argc, char **argv)
+{
+    static const struct option opts[] = {{"url", required_argument, NULL, 'u'},
+                                         {"timeout", required_argument, NULL, 'T'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {NULL, 0, NULL, 0}};
+    const char *url = NULL;
+    int64_t timeout_ms = -1;
+    int json = 0, c, broker;
+    char def[JOBQ_URL_MAX];
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+u:T:", opts, NULL)) != -1) {
+        if (c == 'u')
+            url = optarg;
+        else if (c == 'j')
+            json = 1;
+        else if (c != 'T' || (timeout_ms = s_parse_seconds(optarg, 1)) < 0)
+            return jobq_cli_usage_error("wait", c == 'T' ? "--timeout needs seconds >= 0"
+                                                         : "unknown option or missing value");
+    }
+    if (optind == argc)
+        return jobq_cli_usage_error("wait", "give at least one job ID");
+    int n = argc - optind, rc = 0;
+    jobq_id_t *ids = jobq_calloc((size_t)n, sizeof *ids);
+    for (int i = 0; i < n && !rc; i++)
+        if (jobq_id_parse(argv[optind + i], &ids[i]) != JOBQ_OK)
+            rc = jobq_cli_usage_error("wait", "'%s' is not a job id (32 hex digits)",
+                                      argv[optind + i]);
+    if (!rc)
+        rc = s_resolve_url("wait", &url, def, sizeof def, &broker);
+    jobq_producer_t *p = rc ? NULL : s_open("wait", url, timeout_ms);
+    if (p)
+        rc = s_wait_all(p, ids, argv + optind, n, timeout_ms, json);
+    else if (!rc)
+        rc = JOBQ_EXIT_FAIL;
+    jobq_producer_destroy(&p);
+    jobq_free(ids);
+    return rc;
+}
+
+/* ---- jobq join ---------------------------------------------------------------- */
+
+int
+join_main(int argc, char **argv)
+{
+    static const struct option opts[] = {{"url", required_argument, NULL, 'u'},
+                                         {"queue", required_argument, NULL, 'q'},
+                                         {"timeout", required_argument, NULL, 'T'},
+                                         {NULL, 0, NULL, 0}};
+    const char *url = NULL, *queue = NULL;
+    int64_t timeout_ms = -1;
+    int c, broker;
+    char def[JOBQ_URL_MAX];
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+u:q:T:", opts, NULL)) != -1) {
+        if (c == 'u')
+            url = optarg;
+        else if (c == 'q')
+            queue = optarg;
+        else if (c != 'T' || (timeout_ms = s_parse_seconds(optarg, 1)) < 0)
+            return jobq_cli_usage_error("join", c == 'T' ? "--timeout needs seconds >= 0"
+                                                         : "unknown option or missing value");
+    }
+    if (optind < argc)
+        return jobq_cli_usage_error("join", "unexpected argument '%s'", argv[optind]);
+    int rc = s_resolve_url("join", &url, def, sizeof def, &broker);
+    if (rc || (rc = s_check_queue("join", queue, broker)) != 0)
+        return rc;
+    jobq_producer_t *p = s_open("join", url, timeout_ms);
+    if (!p)
+        return JOBQ_EXIT_FAIL;
+    rc = jobq_producer_join(p, queue ? queue : "default", timeout_ms);
+    jobq_producer_destroy(&p);
+    if (rc == JOBQ_OK)
+        return JOBQ_EXIT_OK;
+    if (rc == JOBQ_ETIMEDOUT)
+        fprintf(stderr, "jobq join: timed out: %s still has unfinished jobs\n",
+                broker ? (queue ? queue : "default") : url);
+    else
+        fprintf(stderr, "jobq join: %s\n", jobq_strerror(rc));
+    return JOBQ_EXIT_FAIL;
+}
+
+/* ---- jobq stop-workers ----------------------------------------------------------- */
 
 typedef struct s_stop {
     const char *url;
-    long n; /* sentinels; -1: not given */
+    const char *queue;
+    long long n; /* local: sentinels; -1: not given */
     int64_t timeout_ms;
     int unlink;
+    int broker;
 } s_stop_t;
 
+static void
+s_on_alarm(int sig)
+{
+    static const char msg[] = "jobq stop-workers: timed out: the queue stayed full\n";
+    (void)sig;
+    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)w;
+    _exit(JOBQ_EXIT_FAIL);
+}
+
 static int
-s_stop_parse(int argc, char **argv, s_stop_t *st)
+s_stop_parse(int argc, char **argv, s_stop_t *st, char *def, size_t def_len)
 {
     static const struct option opts[] = {
-        {"url", required_argument, NULL, 'u'},
-        {"count", required_argument, NULL, 'n'},
-        {"timeout", required_argument, NULL, 'T'},
-        {"unlink", no_argument, NULL, 'x'},
-        {NULL, 0, NULL, 0},
+        {"url", required_argument, NULL, 'u'},   {"queue", required_argument, NULL, 'q'},
+        {"count", required_argument, NULL, 'n'}, {"timeout", required_argument, NULL, 'T'},
+        {"unlink", no_argument, NULL, 'x'},      {NULL, 0, NULL, 0},
     };
-    *st = (s_stop_t){NULL, -1, -1, 0};
+    *st = (s_stop_t){NULL, NULL, -1, -1, 0, 0};
     optind = 1;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "+u:n:T:", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+u:q:n:T:", opts, NULL)) != -1) {
         if (c == 'u')
             st->url = optarg;
+        else if (c == 'q')
+            st->queue = optarg;
         else if (c == 'x')
             st->unlink = 1;
         else if (c == 'n' && (st->n = s_parse_count(optarg, 100000)) < 0)
             return jobq_cli_usage_error("stop-workers", "-n needs a number from 0 to 100000");
-        else if (c == 'T' && (st->timeout_ms = s_parse_seconds(optarg)) < 0)
+        else if (c == 'T' && (st->timeout_ms = s_parse_seconds(optarg, 0)) < 0)
             return jobq_cli_usage_error("stop-workers", "--timeout needs seconds > 0");
         else if (c != 'n' && c != 'T')
             return jobq_cli_usage_error("stop-workers", "unknown option or missing value");
     }
     if (optind < argc)
         return jobq_cli_usage_error("stop-workers", "unexpected argument '%s'", argv[optind]);
-    if (st->n < 0 && !st->unlink)
+    int rc = s_resolve_url("stop-workers", &st->url, def, def_len, &st->broker);
+    if (rc || (rc = s_check_queue("stop-workers", st->queue, st->broker)) != 0)
+        return rc;
+    if (st->broker && st->unlink)
+        return jobq_cli_usage_error("stop-workers", "--unlink applies to a local queue");
+    if (!st->broker && st->n < 0 && !st->unlink)
         return jobq_cli_usage_error("stop-workers",
                                     "-n N is required: a local queue cannot count its workers");
-    if (st->n < 0) st->n = 0;
-    if (!st->url) st->url = getenv("JOBQ_URL");
-    return s_check_local_url("stop-workers", st->url);
+    if (st->n < 0)
+        st->n = 0;
+    return 0;
+}
+
+/* A local queue must exist already: stop-workers never creates one. */
+static int
+s_local_exists(const char *url)
+{
+    jobq_queue_t *q = NULL;
+    int rc = jobq_queue_open(url, NULL, &q);
+    jobq_queue_destroy(&q);
+    if (rc != JOBQ_OK)
+        fprintf(stderr, "jobq stop-workers: cannot open %s: %s\n", url, jobq_strerror(rc));
+    return rc == JOBQ_OK;
 }
 
 int
 stop_workers_main(int argc, char **argv)
 {
     s_stop_t st;
-    int rc = s_stop_parse(argc, argv, &st);
-    if (rc) return rc;
-    jobq_queue_t *q = NULL;
-    if ((rc = jobq_queue_open(st.url, NULL, &q)) != JOBQ_OK) {
-        fprintf(stderr, "jobq stop-workers: cannot open %s: %s\n", st.url, jobq_strerror(rc));
+    char def[JOBQ_URL_MAX];
+    int rc = s_stop_parse(argc, argv, &st, def, sizeof def);
+    if (rc)
+        return rc;
+    if (!st.broker && !s_local_exists(st.url))
         return JOBQ_EXIT_FAIL;
+    if (!st.broker && st.timeout_ms > 0) { /* a full local queue blocks the sentinels */
+        signal(SIGALRM, s_on_alarm);
+        alarm((unsigned)((st.timeout_ms + 999) / 1000));
     }
-    int64_t deadline = jobq_deadline_ms(st.timeout_ms);
-    long put = 0;
-    for (; put < st.n; put++) {
-        rc = jobq_queue_put_sentinel(q, st.timeout_ms < 0 ? -1 : jobq_remaining_ms(deadline));
-        if (rc != JOBQ_OK) break;
-    }
-    jobq_queue_destroy(&q);
-    if (put < st.n) {
-        fprintf(stderr, "jobq stop-workers: %ld of %ld sentinels put: %s\n", put, st.n,
-                jobq_strerror(rc));
+    jobq_producer_t *p = s_open("stop-workers", st.url, st.timeout_ms);
+    if (!p)
+        return JOBQ_EXIT_FAIL;
+    rc = st.n || st.broker ? jobq_producer_stop_workers(p, st.queue, (unsigned)st.n) : JOBQ_OK;
+    jobq_producer_destroy(&p);
+    alarm(0);
+    if (rc != JOBQ_OK) {
+        fprintf(stderr, "jobq stop-workers: %s\n", jobq_strerror(rc));
         return JOBQ_EXIT_FAIL;
     }
     /* Attached workers keep the queue until they detach: the sentinels still reach them. */

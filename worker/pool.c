@@ -1,7 +1,7 @@
 /*
  * worker/pool.c: the pool of workers (include/jobq/pool.h): N forked children
- * or N threads running worker_run, and the supervisor thread that starts,
- * reaps, restarts and counts them.
+ * or N threads running worker_run (a local queue) or networker_run (a broker),
+ * and the supervisor thread that starts, reaps, restarts and counts them.
  *
  * Every fork happens on the supervisor thread, which lives until the last
  * child is reaped: PR_SET_PDEATHSIG fires when the thread that forked a child
@@ -35,8 +35,10 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/url.h"
+#include "common/wire.h"
 #include "jobq/errors.h"
 #include "worker/handler.h"
+#include "worker/networker.h"
 #include "worker/worker.h"
 
 #include <errno.h>
@@ -86,7 +88,11 @@ typedef struct s_shared {
 struct jobq_pool {
     jobq_pool_opts_t opts; /* its strings point at the copies below */
     char *url, *exec, *builtin, *label;
-    jobq_queue_t *q; /* the supervisor's handle (reclaim; threads share it) */
+    int net;        /* url names a broker: workers run networker_run */
+    char *endpoint; /* broker: the ZeroMQ endpoint of url */
+    char **queues;  /* broker: the queues served (copies) */
+    uint32_t nqueues;
+    jobq_queue_t *q; /* local: the supervisor's handle (reclaim; threads share it) */
     int own_q;
     handler_t *handler; /* validated at new; forked children use their copy */
     unsigned n;
@@ -132,10 +138,12 @@ s_check_opts(const jobq_pool_opts_t *o)
     if (o->mode != JOBQ_POOL_PROCS && o->mode != JOBQ_POOL_THREADS) return JOBQ_EINVAL;
     if (o->url) {
         jobq_url_t u;
-        if (jobq_url_parse(o->url, &u, NULL, 0) != JOBQ_OK ||
-            (u.scheme != JOBQ_URL_SHM && u.scheme != JOBQ_URL_MQ))
-            return JOBQ_EURL;
+        if (jobq_url_parse(o->url, &u, NULL, 0) != JOBQ_OK) return JOBQ_EURL;
     }
+    if (o->nqueues > WIRE_MAX_QUEUES || (o->nqueues && !o->queues)) return JOBQ_EINVAL;
+    for (size_t i = 0; i < o->nqueues; i++)
+        if (!o->queues[i] || !jobq_queue_name_valid(o->queues[i], strlen(o->queues[i])))
+            return JOBQ_EINVAL;
     return JOBQ_OK;
 }
 
@@ -159,6 +167,22 @@ s_alloc_signal_parts(jobq_pool_t *pool)
     return JOBQ_OK;
 }
 
+/* Notes whether url names a broker and copies the queues it serves. */
+static void
+s_copy_net(jobq_pool_t *pool, const jobq_pool_opts_t *opts)
+{
+    jobq_url_t u;
+    if (!opts->url || jobq_url_parse(opts->url, &u, NULL, 0) != JOBQ_OK) return;
+    pool->net = u.scheme == JOBQ_URL_TCP || u.scheme == JOBQ_URL_IPC;
+    if (!pool->net) return;
+    pool->endpoint = jobq_strdup(u.endpoint);
+    pool->nqueues = (uint32_t)opts->nqueues;
+    pool->queues = jobq_calloc(pool->nqueues + 1, sizeof *pool->queues);
+    for (uint32_t i = 0; i < pool->nqueues; i++)
+        pool->queues[i] = jobq_strdup(opts->queues[i]);
+    pool->opts.queues = (const char *const *)pool->queues;
+}
+
 static void
 s_free(jobq_pool_t *pool)
 {
@@ -174,6 +198,10 @@ s_free(jobq_pool_t *pool)
     jobq_free(pool->exec);
     jobq_free(pool->builtin);
     jobq_free(pool->label);
+    jobq_free(pool->endpoint);
+    for (uint32_t i = 0; i < pool->nqueues; i++)
+        jobq_free(pool->queues[i]);
+    jobq_free(pool->queues);
     jobq_free(pool);
 }
 
@@ -191,6 +219,7 @@ jobq_pool_new(const jobq_pool_opts_t *opts, jobq_pool_t **out)
     pool->exec = opts->exec ? jobq_strdup(opts->exec) : NULL;
     pool->builtin = opts->builtin ? jobq_strdup(opts->builtin) : NULL;
     pool->label = jobq_strdup(opts->url ? opts->url : "anonymous");
+    s_copy_net(pool, opts);
     pool->q = opts->queue;
     pool->n = opts->workers ? opts->workers : s_ncpus();
     pool->wake[0] = pool->wake[1] = -1;
@@ -250,6 +279,44 @@ s_child_close_inherited(jobq_pool_t *pool)
     }
 }
 
+/* The configuration of network worker i (slot or thread index). */
+static void
+s_net_cfg(jobq_pool_t *pool, unsigned i, handler_t *h, char *name, size_t len, networker_cfg_t *cfg)
+{
+    snprintf(name, len, "worker-%d-%u", (int)getpid(), i);
+    *cfg = (networker_cfg_t){
+        .endpoint = pool->endpoint,
+        .queues = (const char *const *)pool->queues,
+        .nqueues = pool->nqueues,
+        .prefetch = pool->opts.prefetch,
+        .hb_ms = pool->opts.heartbeat_ms,
+        .name = name,
+        .handler = h,
+        .time_limit_ms = pool->opts.time_limit_ms,
+        .poll_ms = pool->opts.poll_ms ? pool->opts.poll_ms : S_POLL_MS,
+        .stop = &pool->shared->stop,
+        .counters = &pool->shared->counters[i],
+    };
+}
+
+/* A forked network worker: its own connection (a ZeroMQ context created
+ * after the fork), the loop, the report, exit. */
+static _Noreturn void
+s_child_net(jobq_pool_t *pool, unsigned i, int report_fd)
+{
+    networker_cfg_t cfg;
+    char name[64];
+    s_net_cfg(pool, i, pool->handler, name, sizeof name, &cfg);
+    worker_end end = networker_run(&cfg);
+    worker_report_t r;
+    worker_report_fill(&r, cfg.counters, end);
+    ssize_t w = write(report_fd, &r, sizeof r);
+    (void)w;
+    fflush(stdout);
+    fflush(stderr);
+    _exit(end == WORKER_END_ERROR ? S_EXIT_ERROR : 0);
+}
+
 static _Noreturn void
 s_child_main(jobq_pool_t *pool, unsigned i, int report_fd)
 {
@@ -265,6 +332,7 @@ s_child_main(jobq_pool_t *pool, unsigned i, int report_fd)
     pthread_sigmask(SIG_SETMASK, &pool->caller_mask, NULL);
     s_child_close_inherited(pool);
 
+    if (pool->net) s_child_net(pool, i, report_fd);
     jobq_queue_t *q = pool->q;
     if (pool->url) {
         int rc = jobq_queue_open(pool->url, NULL, &q);
@@ -370,9 +438,10 @@ s_read_report(s_slot_t *s)
 
 static void
 s_add_counts(jobq_pool_t *pool, uint64_t done, uint64_t failed, uint64_t crashed, uint64_t busy_us,
-             uint64_t dropped, uint64_t rss_kb)
+             uint64_t dropped, uint64_t stale, uint64_t rss_kb)
 {
     jobq_pool_report_t *r = &pool->report;
+    r->stale += stale;
     r->done += done;
     r->failed += failed;
     r->crashed += crashed;
@@ -385,7 +454,8 @@ static void
 s_add_counters(jobq_pool_t *pool, const worker_counters_t *c, uint64_t rss_kb)
 {
     s_add_counts(pool, atomic_load(&c->done), atomic_load(&c->failed), atomic_load(&c->crashed),
-                 atomic_load(&c->busy_us), atomic_load(&c->dropped), rss_kb);
+                 atomic_load(&c->busy_us), atomic_load(&c->dropped), atomic_load(&c->stale),
+                 rss_kb);
 }
 
 /* How a child ended, from waitid(). */
@@ -408,7 +478,7 @@ s_account(jobq_pool_t *pool, unsigned i, pid_t pid, const s_end_t *end)
     int normal = reported && end->known && !end->sig && end->code == 0;
     const worker_counters_t *c = &pool->shared->counters[i];
     uint64_t jobs = atomic_load(&c->done) + atomic_load(&c->failed) + atomic_load(&c->crashed);
-    int back = normal ? 0 : jobq_queue_reclaim(pool->q, pid, end->sig);
+    int back = normal || !pool->q ? 0 : jobq_queue_reclaim(pool->q, pid, end->sig);
     struct rusage ru;
     memset(&ru, 0, sizeof ru);
     pid_t r;
@@ -419,7 +489,7 @@ s_account(jobq_pool_t *pool, unsigned i, pid_t pid, const s_end_t *end)
     if (reported) {
         const worker_report_t *rep = &s->report;
         s_add_counts(pool, rep->done, rep->failed, rep->crashed, rep->busy_us, rep->dropped,
-                     rep->max_rss_kb > rss ? rep->max_rss_kb : rss);
+                     rep->stale, rep->max_rss_kb > rss ? rep->max_rss_kb : rss);
         pool->report.reports++;
     } else {
         s_add_counters(pool, c, rss);
@@ -603,6 +673,13 @@ s_thread_main(void *arg)
 {
     s_thread_arg_t *a = arg;
     jobq_pool_t *pool = a->pool;
+    if (pool->net) {
+        networker_cfg_t ncfg;
+        char name[64];
+        s_net_cfg(pool, a->i, a->handler, name, sizeof name, &ncfg);
+        networker_run(&ncfg);
+        return NULL;
+    }
     worker_cfg_t cfg = {
         .q = pool->q,
         .handler = a->handler,
@@ -671,7 +748,7 @@ jobq_pool_start(jobq_pool_t *pool)
 {
     if (!pool) return JOBQ_EINVAL;
     if (pool->started) return JOBQ_ESTATE;
-    if (pool->url) {
+    if (pool->url && !pool->net) {
         int rc = jobq_queue_open(pool->url, NULL, &pool->q);
         if (rc != JOBQ_OK) return rc;
         pool->own_q = 1;
@@ -763,19 +840,22 @@ jobq_pool_report_format(const jobq_pool_report_t *r, int json, char *buf, size_t
                         "{\"mode\":\"%s\",\"workers\":%u,\"jobs\":%llu,\"done\":%llu,"
                         "\"failed\":%llu,\"crashed\":%llu,\"busy_us\":%llu,\"wall_us\":%llu,"
                         "\"max_rss_kb\":%llu,\"results_dropped\":%llu,\"reports\":%u,"
-                        "\"deaths\":%u,\"restarts\":%u}",
+                        "\"deaths\":%u,\"restarts\":%u,\"stale\":%llu}",
                         mode, r->workers, jobs, (unsigned long long)r->done,
                         (unsigned long long)r->failed, (unsigned long long)r->crashed,
                         (unsigned long long)r->busy_us, (unsigned long long)r->wall_us,
                         (unsigned long long)r->max_rss_kb, (unsigned long long)r->results_dropped,
-                        r->reports, r->deaths, r->restarts);
+                        r->reports, r->deaths, r->restarts, (unsigned long long)r->stale);
     double wall_s = (double)r->wall_us / 1e6, busy_s = (double)r->busy_us / 1e6;
     double util = r->wall_us && r->workers ? 100.0 * busy_s / (wall_s * r->workers) : 0.0;
+    char stale[48] = "";
+    if (r->stale)
+        snprintf(stale, sizeof stale, "; %llu stale results", (unsigned long long)r->stale);
     return snprintf(buf, len,
                     "pool: %u %s, %llu jobs: %llu done, %llu failed, %llu crashed; "
-                    "busy %.3f s in %.3f s (%.0f%%); max RSS %.1f MiB; %u deaths, %u restarts%s",
+                    "busy %.3f s in %.3f s (%.0f%%); max RSS %.1f MiB; %u deaths, %u restarts%s%s",
                     r->workers, mode, jobs, (unsigned long long)r->done,
                     (unsigned long long)r->failed, (unsigned long long)r->crashed, busy_s, wall_s,
-                    util, (double)r->max_rss_kb / 1024.0, r->deaths, r->restarts,
+                    util, (double)r->max_rss_kb / 1024.0, r->deaths, r->restarts, stale,
                     r->results_dropped ? "; some results dropped" : "");
 }

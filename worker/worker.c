@@ -190,6 +190,7 @@ worker_report_fill(worker_report_t *r, const worker_counters_t *c, worker_end en
     r->crashed = atomic_load(&c->crashed);
     r->busy_us = atomic_load(&c->busy_us);
     r->dropped = atomic_load(&c->dropped);
+    r->stale = atomic_load(&c->stale);
     if (getrusage(RUSAGE_SELF, &ru) == 0) r->max_rss_kb = (uint64_t)ru.ru_maxrss;
 }
 

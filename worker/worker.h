@@ -13,7 +13,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-/* Why a worker loop ended. SENTINEL, STOPPED and CLOSED are normal ends. */
+/* Why a worker loop ended (local or network: worker/networker.h).
+ * SENTINEL, STOPPED and CLOSED are normal ends. */
 typedef enum worker_end {
     WORKER_END_SENTINEL = 1, /* took a sentinel */
     WORKER_END_STOPPED = 2,  /* the stop flag was raised */
@@ -29,6 +30,8 @@ typedef struct worker_counters {
     _Atomic uint64_t crashed; /* attempts whose handler died of a signal */
     _Atomic uint64_t busy_us; /* time spent in handlers, microseconds */
     _Atomic uint64_t dropped; /* results dropped (results channel full too long) */
+    _Atomic uint64_t stale;   /* network workers: results the broker refused because
+                                 the lease was lost (ESTALE, EFORBIDDEN, ENOTFOUND) */
     _Atomic uint32_t holding; /* 1 from taking a job until its task_done */
 } worker_counters_t;
 
@@ -59,6 +62,7 @@ typedef struct worker_report {
     uint32_t reserved;
     uint64_t done, failed, crashed, busy_us, dropped;
     uint64_t max_rss_kb; /* getrusage(RUSAGE_SELF).ru_maxrss */
+    uint64_t stale;      /* network workers: results refused as stale */
 } worker_report_t;
 
 /* Fills r from c, end and this process's resource usage. */

@@ -1,6 +1,7 @@
 /*
  * worker/worker_cmd.c: `jobq run` (a batch of jobs through a local pool, no
- * broker) and `jobq worker` (a pool serving a named shm:// or mq:// queue).
+ * broker) and `jobq worker` (a pool serving a named shm:// or mq:// queue, or
+ * the queues of a broker at tcp:// or ipc://).
  *
  * `jobq run` owns an anonymous queue and a pool of N workers. A producer
  * thread puts one job per argument or stdin line while the main thread takes
@@ -15,6 +16,7 @@
  * Signals (the binary's, never the library's): the first SIGINT/SIGTERM stops
  * submitting and lets the current jobs finish, the second stops at once.
  */
+#include "broker/reactor.h"
 #include "cli/commands.h"
 #include "common/alloc.h"
 #include "common/clock.h"
@@ -66,12 +68,16 @@ s_install_signals(jobq_pool_t *pool)
 
 /* ---- options shared by run and worker -------------------------------------- */
 
+#define S_QUEUES_MAX 256 /* -q names a worker may serve (the wire's limit) */
+
 typedef struct s_opts {
     jobq_pool_opts_t pool;
     int procs_set, threads_set;
     int json;
     int keep_order;
     const char *url;
+    const char *queues[S_QUEUES_MAX]; /* -q, in pool.queues */
+    int net_opts;                     /* -q, --prefetch or --heartbeat given */
 } s_opts_t;
 
 /* Parses a count in [1, 4096]; returns -1 if text is not one. */
@@ -97,7 +103,7 @@ s_parse_seconds(const char *text)
     return ms > 0 ? ms : 1;
 }
 
-enum { S_OPT_KEEP = 256, S_OPT_JSON, S_OPT_RESULT_TIMEOUT };
+enum { S_OPT_KEEP = 256, S_OPT_JSON, S_OPT_RESULT_TIMEOUT, S_OPT_PREFETCH, S_OPT_HEARTBEAT };
 
 static const struct option s_long_opts[] = {
     {"procs", required_argument, NULL, 'p'},
@@ -109,8 +115,42 @@ static const struct option s_long_opts[] = {
     {"keep-order", no_argument, NULL, S_OPT_KEEP},
     {"json", no_argument, NULL, S_OPT_JSON},
     {"result-timeout", required_argument, NULL, S_OPT_RESULT_TIMEOUT},
+    {"queue", required_argument, NULL, 'q'},
+    {"prefetch", required_argument, NULL, S_OPT_PREFETCH},
+    {"heartbeat", required_argument, NULL, S_OPT_HEARTBEAT},
     {NULL, 0, NULL, 0},
 };
+
+/* Applies one of the broker worker's options; returns 0 or a usage error's code. */
+static int
+s_apply_net_opt(const char *cmd, int c, const char *arg, s_opts_t *o)
+{
+    char *end;
+    errno = 0;
+    long v = c == 'q' ? 0 : strtol(arg, &end, 10);
+    o->net_opts = 1;
+    if (c == 'q') {
+        if (!jobq_queue_name_valid(arg, strlen(arg)))
+            return jobq_cli_usage_error(cmd, "'%s' is not a valid queue name", arg);
+        if (o->pool.nqueues == S_QUEUES_MAX)
+            return jobq_cli_usage_error(cmd, "at most %d queues", S_QUEUES_MAX);
+        o->queues[o->pool.nqueues++] = arg;
+        o->pool.queues = o->queues;
+        return 0;
+    }
+    if (c == S_OPT_PREFETCH) {
+        if (errno || end == arg || *end || v < 1 || v > 4096)
+            return jobq_cli_usage_error(cmd, "--prefetch needs a number from 1 to 4096, not '%s'",
+                                        arg);
+        o->pool.prefetch = (uint32_t)v;
+        return 0;
+    }
+    if (errno || end == arg || *end || v < 10 || v > 60000)
+        return jobq_cli_usage_error(
+            cmd, "--heartbeat needs milliseconds from 10 to 60000, not '%s'", arg);
+    o->pool.heartbeat_ms = (uint32_t)v;
+    return 0;
+}
 
 /* Applies one parsed option; returns 0, or a usage error's exit code. */
 static int
@@ -119,6 +159,10 @@ s_apply_opt(const char *cmd, int c, const char *arg, s_opts_t *o)
     long n;
     int64_t ms;
     switch (c) {
+    case 'q':
+    case S_OPT_PREFETCH:
+    case S_OPT_HEARTBEAT:
+        return s_apply_net_opt(cmd, c, arg, o);
     case 'p':
     case 't':
         if ((n = s_parse_count(arg)) < 0)
@@ -168,7 +212,7 @@ s_parse(int argc, char **argv, const char *allowed, s_opts_t *o, int *first)
     optind = 1;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "+p:t:e:b:T:u:", s_long_opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+p:t:e:b:T:u:q:", s_long_opts, NULL)) != -1) {
         if (c == '?' || c == ':')
             return jobq_cli_usage_error(cmd, "unknown option or missing value: '%s'",
                                         argv[optind - 1]);
@@ -529,21 +573,27 @@ run_main(int argc, char **argv)
 
 /* ---- jobq worker ------------------------------------------------------------ */
 
-/* Checks that url names a local queue; returns 0 or a usage error's code. */
+/* Resolves the URL (-u, $JOBQ_URL, the broker's default endpoint) into buf and
+ * checks it; sets *net for a broker. Returns 0 or a usage error's code. */
 static int
-s_check_local_url(const char *cmd, const char *url)
+s_resolve_url(const char *cmd, s_opts_t *o, char *buf, size_t len, int *net)
 {
     jobq_url_t u;
     char why[160];
-    if (!url || !*url) return jobq_cli_usage_error(cmd, "no URL: give -u URL or set JOBQ_URL");
-    if (jobq_url_parse(url, &u, why, sizeof why) != JOBQ_OK)
-        return jobq_cli_usage_error(cmd, "bad URL '%s': %s", url, why);
-    if (u.scheme == JOBQ_URL_TCP || u.scheme == JOBQ_URL_IPC) {
-        fprintf(stderr,
-                "jobq %s: %s needs the broker: not available yet (use shm://NAME or mq://NAME)\n",
-                cmd, url);
-        return JOBQ_EXIT_USAGE;
+    if (!o->url) o->url = getenv("JOBQ_URL");
+    if (!o->url || !*o->url) {
+        if (broker_default_url(buf, len) != JOBQ_OK)
+            return jobq_cli_usage_error(cmd, "no URL: give -u URL or set JOBQ_URL");
+        o->url = buf;
     }
+    if (jobq_url_parse(o->url, &u, why, sizeof why) != JOBQ_OK)
+        return jobq_cli_usage_error(cmd, "bad URL '%s': %s", o->url, why);
+    *net = u.scheme == JOBQ_URL_TCP || u.scheme == JOBQ_URL_IPC;
+    if (!*net && o->net_opts)
+        return jobq_cli_usage_error(cmd,
+                                    "-q, --prefetch and --heartbeat apply to a broker URL "
+                                    "(tcp:// or ipc://), not to '%s'",
+                                    o->url);
     return 0;
 }
 
@@ -551,18 +601,22 @@ int
 worker_main(int argc, char **argv)
 {
     s_opts_t o;
-    int first;
-    int rc = s_parse(argc, argv, "procs threads exec builtin timeout url json result-timeout", &o,
-                     &first);
+    int first, net = 0;
+    char def[JOBQ_URL_MAX];
+    int rc = s_parse(argc, argv,
+                     "procs threads exec builtin timeout url json result-timeout queue prefetch "
+                     "heartbeat",
+                     &o, &first);
     if (rc) return rc;
     if (first < argc)
         return jobq_cli_usage_error("worker", "unexpected argument '%s'", argv[first]);
-    if (!o.url) o.url = getenv("JOBQ_URL");
-    if ((rc = s_check_local_url("worker", o.url)) != 0) return rc;
-    jobq_queue_t *q = NULL;
-    jobq_queue_opts_t qo = {.flags = JOBQ_QUEUE_CREATE};
-    rc = jobq_queue_open(o.url, &qo, &q); /* workers may start before any producer */
-    jobq_queue_destroy(&q);
+    if ((rc = s_resolve_url("worker", &o, def, sizeof def, &net)) != 0) return rc;
+    if (!net) { /* workers may start before any producer */
+        jobq_queue_t *q = NULL;
+        jobq_queue_opts_t qo = {.flags = JOBQ_QUEUE_CREATE};
+        rc = jobq_queue_open(o.url, &qo, &q);
+        jobq_queue_destroy(&q);
+    }
     jobq_pool_t *pool = NULL;
     o.pool.url = o.url;
     if (rc == JOBQ_OK) rc = jobq_pool_new(&o.pool, &pool);

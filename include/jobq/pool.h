@@ -1,18 +1,28 @@
 /*
  * jobq/pool.h: a pool of workers serving a local queue (shm://, mq:// or an
- * anonymous queue), as forked processes or as threads.
+ * anonymous queue) or a jobq broker (tcp://, ipc://), as forked processes or
+ * as threads.
  *
- * Each worker loops: take an item, run the handler (a C callback, a command
- * per job or a built-in), put the result on the queue's results channel,
- * task_done, repeat, until it takes a sentinel, the queue is closed and
- * drained, or the pool is stopped. A forked pool is supervised by a thread
- * that jobq_pool_start creates (all forks happen on that thread):
+ * Each worker of a local queue loops: take an item, run the handler (a C
+ * callback, a command per job or a built-in), put the result on the queue's
+ * results channel, task_done, repeat, until it takes a sentinel, the queue is
+ * closed and drained, or the pool is stopped. Each worker of a broker holds
+ * its own connection: it announces its queues and credit (prefetch), runs the
+ * jobs the broker delivers, reports each result, keeps heartbeats and leases
+ * alive while a handler runs, reconnects with backoff when the broker goes
+ * away, and ends after a sentinel (jobq_producer_stop_workers) with a final
+ * report to the broker, or when the pool is stopped.
+ *
+ * A forked pool is supervised by a thread that jobq_pool_start creates (all
+ * forks happen on that thread):
  *   - children die with the supervisor (PR_SET_PDEATHSIG plus a getppid check);
  *   - every child is reaped (no zombies);
  *   - a child that dies (crash, kill, abnormal exit) has its held item handed
- *     back with jobq_queue_reclaim (run again, or reported CRASHED with the
- *     signal) and is restarted after a delay that doubles on each quick death
- *     (restart_min_ms up to restart_max_ms), so a crash loop never spins;
+ *     back (local queues: jobq_queue_reclaim, run again or reported CRASHED
+ *     with the signal; a broker finds the dead worker by its heartbeats and
+ *     hands its jobs out again) and is restarted after a delay that doubles on
+ *     each quick death (restart_min_ms up to restart_max_ms), so a crash loop
+ *     never spins;
  *   - each child sends a final report (counts, busy time, max RSS) through a
  *     pipe, and the pool adds them up.
  * Children run in their own process group, so a terminal's Ctrl-C reaches only
@@ -55,7 +65,9 @@ typedef enum jobq_pool_mode {
 /* What the pool serves and how. Exactly one of url / queue, and exactly one of
  * fn / exec / builtin. Strings are copied by jobq_pool_new. */
 typedef struct jobq_pool_opts {
-    const char *url;     /* "shm://NAME" or "mq://NAME": each child opens its own handle */
+    const char *url;     /* "shm://NAME" or "mq://NAME": each child opens its own handle;
+                            or a broker, "tcp://HOST:PORT" or "ipc://PATH": each worker
+                            holds its own connection */
     jobq_queue_t *queue; /* or an open queue, borrowed (must outlive the pool); forked
                             children use the handle they inherit, so give an anonymous
                             queue here (jobq_queue_new_anon) and named ones by url */
@@ -76,6 +88,15 @@ typedef struct jobq_pool_opts {
                                   results_dropped); 0 or negative = wait forever */
     uint32_t restart_min_ms;   /* first restart delay after a child dies; 0 = 100 */
     uint32_t restart_max_ms;   /* the delay doubles up to this; 0 = 30000 */
+
+    /* Broker URLs only (ignored for local queues). */
+    const char *const *queues; /* the queues to take jobs from (copied); none: every queue */
+    size_t nqueues;            /* at most 256 */
+    uint32_t prefetch;         /* jobs each worker may hold at once (its credit); 0 = 1.
+                                  64 or more for short jobs: the broker refills a worker
+                                  only as its results arrive */
+    uint32_t heartbeat_ms;     /* heartbeat interval asked of the broker; 0 = 1000. The
+                                  broker finds a silent worker in about 3 intervals */
 } jobq_pool_opts_t;
 
 /* The pool's report, summed over every worker that ever ran. */
@@ -93,6 +114,8 @@ typedef struct jobq_pool_report {
     uint32_t reports;         /* final reports received from workers */
     uint32_t deaths;          /* worker processes that died without a final report */
     uint32_t restarts;        /* worker processes started again after a death */
+    uint64_t stale;           /* broker only: results refused because the worker had lost
+                                 the job's lease (expired, or the broker forgot it) */
 } jobq_pool_report_t;
 
 /* Fills opts with the defaults: no queue, no handler, a forked pool of one
@@ -101,14 +124,15 @@ void jobq_pool_opts_init(jobq_pool_opts_t *opts);
 
 /* Checks opts and creates a pool that is not started yet. On success *out owns
  * the pool (free with jobq_pool_destroy); on failure *out is NULL. Returns
- * JOBQ_OK, JOBQ_EINVAL (no or two queues or handlers, unknown built-in) or
- * JOBQ_EURL (url is not shm:// or mq://). */
+ * JOBQ_OK, JOBQ_EINVAL (no or two queues or handlers, unknown built-in, a bad
+ * queue name) or JOBQ_EURL (url is not shm://, mq://, tcp:// or ipc://). */
 int jobq_pool_new(const jobq_pool_opts_t *opts, jobq_pool_t **out);
 
 /* Starts the workers (forks the children or starts the threads, from a
  * supervisor thread) and returns once they are launched. Returns JOBQ_OK,
  * JOBQ_ESTATE (already started), JOBQ_ENOTFOUND / JOBQ_EURL (the url cannot
- * be opened) or JOBQ_ESYS. */
+ * be opened) or JOBQ_ESYS. Broker workers connect on their own, and keep
+ * trying while the broker is down: starting does not wait for it. */
 int jobq_pool_start(jobq_pool_t *pool);
 
 /* Asks the pool to stop; async-signal-safe (sets an atomic flag and writes one
@@ -118,7 +142,9 @@ int jobq_pool_start(jobq_pool_t *pool);
 void jobq_pool_stop(jobq_pool_t *pool, int immediate);
 
 /* Waits up to timeout_ms (negative = forever) for every worker to end
- * (sentinels, a closed and drained queue, or jobq_pool_stop). On JOBQ_OK fills
+ * (sentinels, a closed and drained queue, or jobq_pool_stop). A broker worker
+ * stopped by jobq_pool_stop(pool, 0) finishes its running job, reports its
+ * result, hands its prefetched jobs back and sends its report. On JOBQ_OK fills
  * report (may be NULL). Returns JOBQ_OK, JOBQ_ETIMEDOUT or JOBQ_ESTATE (not
  * started). */
 int jobq_pool_wait(jobq_pool_t *pool, int64_t timeout_ms, jobq_pool_report_t *report);

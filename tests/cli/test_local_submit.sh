@@ -104,12 +104,12 @@ python3 -c 'import json,sys; o=json.loads(open(sys.argv[1]).read()); assert o["d
     "$T/worker.out" && ok || bad "sigterm: the running job did not finish" "$(cat "$T/worker.out")"
 
 # -- usage -------------------------------------------------------------------------
-run broker-url -- "$JOBQ" submit -u tcp://127.0.0.1:7000 x
-expect broker-url 2 'needs the broker: not available yet'
-run broker-url-worker -- "$JOBQ" worker -u ipc:///tmp/x --builtin echo
-expect broker-url-worker 2 'needs the broker'
-run no-url -- env -u JOBQ_URL "$JOBQ" submit x
-expect no-url 2 'no URL'
+run broker-url -- "$JOBQ" submit -u tcp://127.0.0.1:7 --timeout 1 x
+expect broker-url 1 'no broker answered'
+run broker-opt-worker -- "$JOBQ" worker -u shm://$NAME-x -q q --builtin echo
+expect broker-opt-worker 2 'apply to a broker URL'
+run no-url -- env -u JOBQ_URL XDG_RUNTIME_DIR=$T "$JOBQ" submit --timeout 1 x
+expect no-url 1 "ipc://$T/jobq/broker.sock"
 run bad-url -- "$JOBQ" submit -u shm://bad/name x
 expect bad-url 2 "bad URL"
 run two-sources -- "$JOBQ" submit -u shm://$NAME-x --lines x

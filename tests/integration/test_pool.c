@@ -511,7 +511,7 @@ START_TEST(test_pool_new_rejects_bad_options)
     o.url = "shm://x";
     ck_assert_jobq_err(jobq_pool_new(&o, &pool), JOBQ_EINVAL); /* url and queue */
     o.queue = NULL;
-    o.url = "tcp://127.0.0.1:1";
+    o.url = "http://127.0.0.1:1"; /* not a jobq URL */
     ck_assert_jobq_err(jobq_pool_new(&o, &pool), JOBQ_EURL);
     ck_assert_jobq_err(jobq_pool_wait(NULL, 0, NULL), JOBQ_EINVAL);
     jobq_pool_destroy(&pool); /* NULL-safe */

@@ -1,0 +1,845 @@
+/*
+ * worker/networker.c: the worker loop over a jobq broker (see networker.h for
+ * the protocol it speaks and docs/PROTOCOL.md sections 9-11 for the rules).
+ *
+ * Threads and ownership:
+ *   - the connection thread (the caller of networker_run) owns the conn, the
+ *     held-lease table, the unsent results and the release list;
+ *   - the handler thread owns its output buffer and the job it runs;
+ *   - the mailbox (s_box_t, under its mutex) holds the jobs delivered and not
+ *     started (a FIFO ring), the job running now, and the results finished and
+ *     not yet taken. Each DELIVER frame is copied once into a batch that its
+ *     jobs point into; the batch is freed when its last job is finished or
+ *     dropped (its count is guarded by the mutex).
+ *
+ * Invariants:
+ *   1. Every job delivered is either run (one result, sent when connected) or
+ *      handed back: dropped when the connection is lost (the broker already
+ *      took it back), or listed in the final DISCONNECT when stopping.
+ *   2. The handler thread signals the eventfd only when the mailbox's results
+ *      go from "taken" to "pending" (woken flag), so a burst of short jobs
+ *      costs one wake-up, not one per job.
+ *   3. The connection thread never blocks longer than poll_ms or half a
+ *      heartbeat interval, so heartbeats, lease renewals and a stop request
+ *      are served on time whatever the handler does.
+ */
+#include "worker/networker.h"
+#include "common/alloc.h"
+#include "common/clock.h"
+#include "common/conn.h"
+#include "common/log.h"
+#include "jobq/errors.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#define S_POLL_MS 100
+#define S_BACKOFF_MIN_MS 100u
+#define S_BACKOFF_MAX_MS 5000u
+#define S_CONNECT_MS 1000             /* one HELLO/WELCOME attempt (a stop waits at most this) */
+#define S_ACK_WAIT_MS 2000            /* stopping: longest wait for RESULT_OKs */
+#define S_OVERRUN_GRACE_MS 2000       /* a handler past its limit this long loses its lease */
+#define S_RESULT_BYTES (768u * 1024u) /* output bytes per RESULT frame (one result may exceed) */
+#define S_LINGER_MS 1000              /* flushing REPORT and DISCONNECT at the end */
+#define S_DRAIN_MAX 256               /* messages taken from the socket per pass */
+#define S_REQ_RESULT 0u               /* low bit of our req numbers: what a RESULT_OK answers */
+#define S_REQ_EXTEND 1u
+
+/* ---- the mailbox --------------------------------------------------------- */
+
+typedef struct s_batch s_batch_t;
+
+typedef struct s_job {
+    jobq_job_t job; /* slices point into the batch's copy of the frame */
+    s_batch_t *batch;
+} s_job_t;
+
+struct s_batch {
+    uint32_t left; /* jobs not finished nor dropped; guarded by the mailbox mutex */
+    uint32_t n;
+    s_job_t jobs[]; /* then the copy of the frame */
+};
+
+typedef struct s_res {
+    struct s_res *next;
+    jobq_result_t res; /* output and error point into data */
+    char data[];
+} s_res_t;
+
+typedef struct s_box {
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* the handler thread waits here for jobs or quit */
+    s_job_t **ring;    /* delivered, not started: FIFO */
+    size_t head, count, cap;
+    const s_job_t *running; /* the job in the handler, or NULL */
+    int64_t running_since_ms;
+    uint32_t running_limit_ms;
+    s_res_t *out_head, *out_tail; /* finished, not taken by the connection thread */
+    int woken;                    /* invariant 2 */
+    int quit;
+    int efd;
+} s_box_t;
+
+/* A lease this worker holds (connection thread only). */
+typedef struct s_lease {
+    jobq_id_t id;
+    uint32_t attempt; /* 0: removed, compacted away later */
+    uint32_t ttr_ms;
+    int64_t renew_ms;
+} s_lease_t;
+
+typedef struct networker {
+    const networker_cfg_t *cfg;
+    s_box_t box;
+    pthread_t thread;
+    conn_t *conn;
+    uint32_t prefetch, poll_ms;
+    wire_str_t *queues;
+    int64_t next_connect_ms;
+    uint32_t backoff_ms;
+    s_lease_t *held;
+    size_t nheld, held_cap;
+    int64_t next_renew_ms; /* INT64_MAX: nothing to renew */
+    s_res_t *unsent_head, *unsent_tail;
+    wire_lease_t *rel; /* stopping: jobs handed back in DISCONNECT */
+    size_t nrel, rel_cap;
+    jobq_result_t *rbuf; /* scratch for RESULT and EXTEND frames */
+    wire_lease_t *xbuf;
+    uint64_t req_seq;
+    uint32_t unacked;    /* RESULT frames without their RESULT_OK yet */
+    worker_end stopping; /* 0: running */
+    int64_t ack_deadline_ms;
+    int fatal;
+} networker_t;
+
+static int
+s_stop_level(const networker_t *nw)
+{
+    const atomic_int *s = nw->cfg->stop;
+    return s ? atomic_load_explicit(s, memory_order_relaxed) : 0;
+}
+
+static void
+s_add(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+static uint32_t
+s_min_limit(uint32_t a, uint32_t b)
+{
+    if (a == 0)
+        return b;
+    if (b == 0)
+        return a;
+    return a < b ? a : b;
+}
+
+/* Drops a reference of batch b; frees it with its last job. Mutex held. */
+static void
+s_batch_unref(s_batch_t *b)
+{
+    if (--b->left == 0)
+        jobq_free(b);
+}
+
+static void
+s_ring_push(s_box_t *b, s_job_t *j)
+{
+    if (b->count == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 64;
+        s_job_t **ring = jobq_malloc(cap * sizeof *ring);
+        for (size_t i = 0; i < b->count; i++)
+            ring[i] = b->ring[(b->head + i) % b->cap];
+        jobq_free(b->ring);
+        b->ring = ring;
+        b->cap = cap;
+        b->head = 0;
+    }
+    b->ring[(b->head + b->count++) % b->cap] = j;
+}
+
+static s_job_t *
+s_ring_pop(s_box_t *b)
+{
+    s_job_t *j = b->ring[b->head];
+    b->head = (b->head + 1) % b->cap;
+    b->count--;
+    return j;
+}
+
+/* ---- the handler thread -------------------------------------------------- */
+
+/* Copies res and the bytes it points to into one allocation. */
+static s_res_t *
+s_res_copy(const jobq_result_t *res)
+{
+    s_res_t *r = jobq_malloc(sizeof *r + res->output_len + res->error_len);
+    r->next = NULL;
+    r->res = *res;
+    if (res->output_len)
+        memcpy(r->data, res->output, res->output_len);
+    if (res->error_len)
+        memcpy(r->data + res->output_len, res->error, res->error_len);
+    r->res.output = res->output_len ? r->data : NULL;
+    r->res.error = res->error_len ? r->data + res->output_len : NULL;
+    return r;
+}
+
+/* Runs one attempt and counts it; returns its result (caller owns it). */
+static s_res_t *
+s_run_one(networker_t *nw, const jobq_job_t *job, uint32_t limit, jobq_output_t *out)
+{
+    jobq_result_t res;
+    jobq_result_init(&res);
+    int64_t t0 = jobq_now_us();
+    if (handler_run(nw->cfg->handler, job, NULL, limit, out, &res) != 0)
+        LOG_WARN("handler could not start: %.*s", (int)res.error_len, res.error ? res.error : "");
+    uint64_t took = (uint64_t)(jobq_now_us() - t0);
+    res.id = job->id;
+    res.attempt = job->attempt;
+    if (res.duration_us == 0)
+        res.duration_us = took;
+    worker_counters_t *c = nw->cfg->counters;
+    if (c) {
+        if (res.status == JOBQ_STATUS_DONE)
+            s_add(&c->done, 1);
+        else if (res.status == JOBQ_STATUS_CRASHED)
+            s_add(&c->crashed, 1);
+        else
+            s_add(&c->failed, 1);
+        s_add(&c->busy_us, took);
+    }
+    return s_res_copy(&res);
+}
+
+static void *
+s_handler_main(void *arg)
+{
+    networker_t *nw = arg;
+    s_box_t *b = &nw->box;
+    jobq_output_t *out = jobq_output_new(0);
+    for (;;) {
+        pthread_mutex_lock(&b->mu);
+        while (!b->count && !b->quit)
+            pthread_cond_wait(&b->cv, &b->mu);
+        if (!b->count) {
+            pthread_mutex_unlock(&b->mu);
+            break;
+        }
+        s_job_t *j = s_ring_pop(b);
+        uint32_t limit = s_min_limit(nw->cfg->time_limit_ms, j->job.ttr_ms);
+        b->running = j;
+        b->running_since_ms = jobq_now_ms();
+        b->running_limit_ms = limit;
+        pthread_mutex_unlock(&b->mu);
+        s_res_t *r = s_run_one(nw, &j->job, limit, out);
+        pthread_mutex_lock(&b->mu);
+        b->running = NULL;
+        s_batch_unref(j->batch);
+        if (b->out_tail)
+            b->out_tail->next = r;
+        else
+            b->out_head = r;
+        b->out_tail = r;
+        int wake = !b->woken;
+        b->woken = 1;
+        pthread_mutex_unlock(&b->mu);
+        uint64_t one = 1;
+        if (wake && write(b->efd, &one, sizeof one) < 0 && errno != EAGAIN)
+            LOG_WARN("eventfd write: %s", strerror(errno));
+    }
+    jobq_output_destroy(&out);
+    return NULL;
+}
+
+/* ---- held leases (connection thread) -------------------------------------- */
+
+static void
+s_held_add(networker_t *nw, const jobq_job_t *job, int64_t now)
+{
+    if (nw->nheld == nw->held_cap) {
+        nw->held_cap = nw->held_cap ? nw->held_cap * 2 : 64;
+        nw->held = jobq_realloc(nw->held, nw->held_cap * sizeof *nw->held);
+    }
+    uint32_t step = job->ttr_ms / 3 ? job->ttr_ms / 3 : 1;
+    s_lease_t *l = &nw->held[nw->nheld++];
+    *l = (s_lease_t){job->id, job->attempt, job->ttr_ms, now + step};
+    if (l->renew_ms < nw->next_renew_ms)
+        nw->next_renew_ms = l->renew_ms;
+}
+
+/* Marks the leases of results[0..n) as gone, then compacts the table.
+ * Results come back in delivery order, so each search is short. */
+static void
+s_held_remove(networker_t *nw, const jobq_result_t *results, size_t n)
+{
+    size_t from = 0; /* every lease before it is removed */
+    for (size_t k = 0; k < n; k++) {
+        for (size_t i = from; i < nw->nheld; i++) {
+            s_lease_t *l = &nw->held[i];
+            if (l->attempt == results[k].attempt && !memcmp(&l->id, &results[k].id, sizeof l->id)) {
+                l->attempt = 0;
+                break;
+            }
+        }
+        while (from < nw->nheld && nw->held[from].attempt == 0)
+            from++;
+    }
+    size_t w = 0;
+    for (size_t i = 0; i < nw->nheld; i++)
+        if (nw->held[i].attempt)
+            nw->held[w++] = nw->held[i];
+    nw->nheld = w;
+}
+
+static void
+s_rel_add(networker_t *nw, const jobq_id_t *id, uint32_t attempt)
+{
+    if (nw->nrel == nw->rel_cap) {
+        nw->rel_cap = nw->rel_cap ? nw->rel_cap * 2 : 64;
+        nw->rel = jobq_realloc(nw->rel, nw->rel_cap * sizeof *nw->rel);
+    }
+    nw->rel[nw->nrel++] = (wire_lease_t){*id, attempt};
+}
+
+/* Takes every job not started out of the mailbox: into the release list when
+ * rel is set (stopping), else just dropped (the connection was lost). */
+static void
+s_take_unstarted(networker_t *nw, int rel)
+{
+    s_box_t *b = &nw->box;
+    pthread_mutex_lock(&b->mu);
+    while (b->count) {
+        s_job_t *j = s_ring_pop(b);
+        if (rel)
+            s_rel_add(nw, &j->job.id, j->job.attempt);
+        s_batch_unref(j->batch);
+    }
+    pthread_mutex_unlock(&b->mu);
+}
+
+/* ---- sending ----------------------------------------------------------- */
+
+static uint64_t
+s_req(networker_t *nw, unsigned kind)
+{
+    return (++nw->req_seq << 1) | kind;
+}
+
+static int
+s_send_ready(networker_t *nw, uint32_t credit)
+{
+    wire_msg_t m;
+    wire_msg_init(&m, WIRE_READY);
+    m.fields = WIRE_F_CREDIT;
+    m.credit = credit;
+    if (credit) { /* an empty list means every queue */
+        m.fields |= WIRE_F_QUEUES;
+        m.queues = nw->queues;
+        m.nqueues = nw->cfg->nqueues;
+    }
+    return conn_send(nw->conn, &m, S_CONNECT_MS);
+}
+
+/* Moves the results the handler finished to the unsent list. */
+static void
+s_take_results(networker_t *nw)
+{
+    s_box_t *b = &nw->box;
+    uint64_t v;
+    while (read(b->efd, &v, sizeof v) > 0)
+        ;
+    pthread_mutex_lock(&b->mu);
+    s_res_t *head = b->out_head, *tail = b->out_tail;
+    b->out_head = b->out_tail = NULL;
+    b->woken = 0;
+    pthread_mutex_unlock(&b->mu);
+    if (!head)
+        return;
+    if (nw->unsent_tail)
+        nw->unsent_tail->next = head;
+    else
+        nw->unsent_head = head;
+    nw->unsent_tail = tail;
+}
+
+/* Fills nw->rbuf with up to max unsent results (by count and bytes). */
+static size_t
+s_fill_chunk(networker_t *nw, size_t max)
+{
+    size_t n = 0, bytes = 0;
+    for (s_res_t *r = nw->unsent_head; r && n < max; r = r->next) {
+        size_t len = (size_t)r->res.output_len + r->res.error_len;
+        if (n && bytes + len > S_RESULT_BYTES)
+            break;
+        bytes += len;
+        nw->rbuf[n++] = r->res;
+    }
+    return n;
+}
+
+static void
+s_pop_unsent(networker_t *nw, size_t n)
+{
+    while (n-- && nw->unsent_head) {
+        s_res_t *r = nw->unsent_head;
+        nw->unsent_head = r->next;
+        jobq_free(r);
+    }
+    if (!nw->unsent_head)
+        nw->unsent_tail = NULL;
+}
+
+/* A result the encoder refuses (it should not happen: handlers bound their
+ * output) is sent as a bare failure; if even that fails it is dropped. */
+static void
+s_unencodable(networker_t *nw, const char *why)
+{
+    static const char text[] = "worker: the result could not be encoded";
+    s_res_t *r = nw->unsent_head;
+    LOG_WARN("cannot send a result: %s", why);
+    if (r->res.error == text) {
+        s_pop_unsent(nw, 1);
+        return;
+    }
+    r->res.status = JOBQ_STATUS_FAILED;
+    r->res.output = NULL;
+    r->res.output_len = 0;
+    r->res.error = text;
+    r->res.error_len = sizeof text - 1;
+}
+
+/* Sends the unsent results in RESULT frames while the socket takes them. */
+static void
+s_send_results(networker_t *nw)
+{
+    size_t max = WIRE_MAX_BATCH;
+    while (nw->unsent_head && conn_is_connected(nw->conn)) {
+        size_t n = s_fill_chunk(nw, max);
+        wire_msg_t m;
+        wire_msg_init(&m, WIRE_RESULT);
+        m.fields = WIRE_F_REQ | WIRE_F_RESULTS;
+        m.req = s_req(nw, S_REQ_RESULT);
+        m.results = nw->rbuf;
+        m.nresults = (uint32_t)n;
+        int rc = conn_send(nw->conn, &m, 0);
+        if (rc == JOBQ_EINVAL || rc == JOBQ_ETOOBIG) {
+            if (n == 1)
+                s_unencodable(nw, m.error);
+            max = 1; /* find the one at fault */
+            continue;
+        }
+        if (rc != JOBQ_OK)
+            return; /* the socket is full or gone: later */
+        s_held_remove(nw, nw->rbuf, n);
+        s_pop_unsent(nw, n);
+        nw->unacked++;
+    }
+}
+
+/* Renews the leases due: each to now + its own ttr (EXTEND timeout 0). */
+static void
+s_renew(networker_t *nw, int64_t now)
+{
+    if (now < nw->next_renew_ms || !conn_is_connected(nw->conn))
+        return;
+    s_box_t *b = &nw->box;
+    pthread_mutex_lock(&b->mu);
+    jobq_id_t run_id = b->running ? b->running->job.id : (jobq_id_t){{0}};
+    int overrun = b->running && b->running_limit_ms &&
+                  now > b->running_since_ms + b->running_limit_ms + S_OVERRUN_GRACE_MS;
+    pthread_mutex_unlock(&b->mu);
+    size_t n = 0;
+    nw->next_renew_ms = INT64_MAX;
+    for (size_t i = 0; i < nw->nheld; i++) {
+        s_lease_t *l = &nw->held[i];
+        if (overrun && !memcmp(&l->id, &run_id, sizeof run_id))
+            continue; /* let it lapse */
+        if (l->renew_ms <= now && n < WIRE_MAX_BATCH) {
+            nw->xbuf[n++] = (wire_lease_t){l->id, l->attempt};
+            l->renew_ms = now + (l->ttr_ms / 3 ? l->ttr_ms / 3 : 1);
+        }
+        if (l->renew_ms < nw->next_renew_ms)
+            nw->next_renew_ms = l->renew_ms;
+    }
+    if (!n)
+        return;
+    wire_msg_t m;
+    wire_msg_init(&m, WIRE_EXTEND);
+    m.fields = WIRE_F_REQ | WIRE_F_LEASES | WIRE_F_TIMEOUT;
+    m.req = s_req(nw, S_REQ_EXTEND);
+    m.leases = nw->xbuf;
+    m.nleases = (uint32_t)n;
+    m.timeout_ms = 0; /* the job's own ttr */
+    if (conn_send(nw->conn, &m, 0) != JOBQ_OK)
+        LOG_DEBUG("EXTEND not sent; retried later");
+}
+
+/* ---- receiving --------------------------------------------------------- */
+
+static const void *
+s_rebase(const void *p, const char *from, size_t len, char *to)
+{
+    if (!p)
+        return NULL;
+    size_t off = (size_t)((const char *)p - from);
+    JOBQ_ASSERT((const char *)p >= from && off <= len); /* the decoder's slices lie in the frame */
+    return to + off;
+}
+
+static void
+s_on_deliver(networker_t *nw, const wire_msg_t *m)
+{
+    if (nw->stopping) { /* delivered before our stop reached the broker: hand back */
+        for (uint32_t i = 0; i < m->njobs; i++)
+            s_rel_add(nw, &m->jobs[i].id, m->jobs[i].attempt);
+        return;
+    }
+    size_t flen;
+    const char *frame = conn_frame(nw->conn, &flen);
+    if (!m->njobs || !frame)
+        return;
+    s_batch_t *bt = jobq_malloc(sizeof *bt + m->njobs * sizeof(s_job_t) + flen);
+    char *copy = (char *)&bt->jobs[m->njobs];
+    memcpy(copy, frame, flen);
+    bt->left = bt->n = m->njobs;
+    int64_t now = jobq_now_ms();
+    for (uint32_t i = 0; i < m->njobs; i++) {
+        jobq_job_t *job = &bt->jobs[i].job;
+        *job = m->jobs[i];
+        job->queue = s_rebase(job->queue, frame, flen, copy);
+        job->payload = s_rebase(job->payload, frame, flen, copy);
+        job->unique = s_rebase(job->unique, frame, flen, copy);
+        bt->jobs[i].batch = bt;
+        s_held_add(nw, job, now);
+    }
+    s_box_t *b = &nw->box;
+    pthread_mutex_lock(&b->mu);
+    for (uint32_t i = 0; i < m->njobs; i++)
+        s_ring_push(b, &bt->jobs[i]);
+    pthread_cond_signal(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+}
+
+static void
+s_on_result_ok(networker_t *nw, const wire_msg_t *m)
+{
+    if (!(m->fields & WIRE_F_REQ) || (m->req & 1u) == S_REQ_EXTEND) {
+        for (uint32_t i = 0; i < m->ncodes; i++)
+            if (m->codes[i] != JOBQ_OK)
+                LOG_DEBUG("lease not renewed: %s", jobq_errname((int)m->codes[i]));
+        return;
+    }
+    if (nw->unacked)
+        nw->unacked--;
+    for (uint32_t i = 0; i < m->ncodes; i++) {
+        int code = (int)m->codes[i];
+        if (code == JOBQ_OK)
+            continue;
+        if (code == JOBQ_ESTALE || code == JOBQ_EFORBIDDEN || code == JOBQ_ENOTFOUND) {
+            LOG_INFO("a result was refused (%s): its lease was lost", jobq_errname(code));
+            if (nw->cfg->counters)
+                s_add(&nw->cfg->counters->stale, 1);
+        } else {
+            LOG_WARN("the broker refused a result: %s", jobq_errname(code));
+        }
+    }
+}
+
+static void s_begin_stop(networker_t *nw, worker_end why);
+
+static void
+s_on_message(networker_t *nw, const wire_msg_t *m)
+{
+    switch (m->type) {
+    case WIRE_DELIVER:
+        s_on_deliver(nw, m);
+        break;
+    case WIRE_RESULT_OK:
+        s_on_result_ok(nw, m);
+        break;
+    case WIRE_SENTINEL:
+        LOG_INFO("sentinel: finishing the current job, then ending");
+        s_begin_stop(nw, WORKER_END_SENTINEL);
+        break;
+    case WIRE_ERROR:
+        LOG_NOTICE("broker error %s: %.*s", jobq_errname((int)m->code), (int)m->msg.len,
+                   m->msg.ptr ? m->msg.ptr : "");
+        if (m->code == JOBQ_EVERSION)
+            nw->fatal = 1;
+        break;
+    default:
+        LOG_DEBUG("ignoring %s from the broker", wire_type_name(m->type));
+        break;
+    }
+}
+
+/* ---- connection state ---------------------------------------------------- */
+
+static void
+s_schedule_connect(networker_t *nw)
+{
+    nw->next_connect_ms = jobq_now_ms() + nw->backoff_ms;
+    nw->backoff_ms = nw->backoff_ms * 2 > S_BACKOFF_MAX_MS ? S_BACKOFF_MAX_MS : nw->backoff_ms * 2;
+}
+
+/* The broker forgot us (or we gave up on it): its leases are void. */
+static void
+s_on_lost(networker_t *nw)
+{
+    LOG_NOTICE("lost the broker %s: reconnecting", nw->cfg->endpoint);
+    s_take_unstarted(nw, 0);
+    nw->nheld = 0;
+    nw->next_renew_ms = INT64_MAX;
+    nw->nrel = 0;
+    nw->unacked = 0;
+    s_schedule_connect(nw);
+}
+
+static void
+s_connect(networker_t *nw)
+{
+    int rc = conn_connect(nw->conn, S_CONNECT_MS);
+    if (rc == JOBQ_OK)
+        rc = s_send_ready(nw, nw->prefetch);
+    if (rc == JOBQ_OK) {
+        LOG_INFO("connected to %s (heartbeat %u ms)", nw->cfg->endpoint, conn_hb_ms(nw->conn));
+        nw->backoff_ms = S_BACKOFF_MIN_MS;
+        s_send_results(nw); /* finished while we were away: may be stale */
+        return;
+    }
+    if (rc == JOBQ_EVERSION) {
+        LOG_ERR("broker %s speaks another protocol version", nw->cfg->endpoint);
+        nw->fatal = 1;
+        return;
+    }
+    LOG_DEBUG("connect to %s: %s", nw->cfg->endpoint, jobq_errname(rc));
+    s_schedule_connect(nw);
+}
+
+static void
+s_begin_stop(networker_t *nw, worker_end why)
+{
+    if (nw->stopping)
+        return;
+    nw->stopping = why;
+    if (why == WORKER_END_STOPPED && conn_is_connected(nw->conn))
+        s_send_ready(nw, 0); /* no more deliveries */
+    s_take_unstarted(nw, 1);
+}
+
+/* Takes up to S_DRAIN_MAX messages from the socket (heartbeats and liveness
+ * are handled by conn_recv). */
+static void
+s_drain_socket(networker_t *nw)
+{
+    wire_msg_t m;
+    wire_msg_init(&m, WIRE_OK);
+    for (int k = 0; k < S_DRAIN_MAX && conn_is_connected(nw->conn); k++) {
+        int rc = conn_recv(nw->conn, &m, 0);
+        if (rc == JOBQ_ETIMEDOUT)
+            break;
+        if (rc == JOBQ_ECLOSED) {
+            s_on_lost(nw);
+            break;
+        }
+        if (rc == JOBQ_OK)
+            s_on_message(nw, &m);
+        else
+            LOG_WARN("undecodable frame from the broker: %s", m.error);
+    }
+    wire_msg_fini(&m);
+}
+
+/* ---- the end ------------------------------------------------------------- */
+
+static const char *
+s_end_name(worker_end end)
+{
+    return end == WORKER_END_SENTINEL  ? "sentinel"
+           : end == WORKER_END_STOPPED ? "stopped"
+                                       : "error";
+}
+
+/* Sends REPORT {data: the final report as JSON}. */
+static void
+s_send_report(networker_t *nw)
+{
+    worker_counters_t zero, *c = nw->cfg->counters;
+    worker_report_t r;
+    char json[512];
+    if (!c) {
+        memset(&zero, 0, sizeof zero);
+        c = &zero;
+    }
+    worker_report_fill(&r, c, nw->stopping);
+    int len = snprintf(json, sizeof json,
+                       "{\"pid\":%d,\"end\":\"%s\",\"done\":%llu,\"failed\":%llu,"
+                       "\"crashed\":%llu,\"stale\":%llu,\"busy_us\":%llu,\"max_rss_kb\":%llu}",
+                       (int)r.pid, s_end_name(nw->stopping), (unsigned long long)r.done,
+                       (unsigned long long)r.failed, (unsigned long long)r.crashed,
+                       (unsigned long long)r.stale, (unsigned long long)r.busy_us,
+                       (unsigned long long)r.max_rss_kb);
+    wire_msg_t m;
+    wire_msg_init(&m, WIRE_REPORT);
+    m.fields = WIRE_F_DATA;
+    size_t dlen = len < 0 ? 0 : (size_t)len >= sizeof json ? sizeof json - 1 : (size_t)len;
+    m.data = (wire_str_t){json, (uint32_t)dlen};
+    conn_send(nw->conn, &m, S_CONNECT_MS);
+}
+
+/* Stopping: returns 1 once the running job's result went out and was
+ * acknowledged (bounded), after sending REPORT and DISCONNECT. */
+static int
+s_try_finish(networker_t *nw)
+{
+    s_box_t *b = &nw->box;
+    pthread_mutex_lock(&b->mu);
+    int idle = !b->count && !b->running && !b->out_head;
+    pthread_mutex_unlock(&b->mu);
+    if (!idle)
+        return 0;
+    if (!conn_is_connected(nw->conn))
+        return 1; /* nobody to tell */
+    if (nw->unsent_head)
+        return 0;
+    if (nw->unacked && s_stop_level(nw) < 2) {
+        int64_t now = jobq_now_ms();
+        if (!nw->ack_deadline_ms)
+            nw->ack_deadline_ms = now + S_ACK_WAIT_MS;
+        if (now < nw->ack_deadline_ms)
+            return 0;
+    }
+    s_send_report(nw);
+    conn_disconnect(nw->conn, nw->rel, (uint32_t)nw->nrel, S_LINGER_MS);
+    return 1;
+}
+
+/* Waits for the socket, the eventfd or the next deadline, then serves them. */
+static void
+s_wait(networker_t *nw)
+{
+    int64_t now = jobq_now_ms();
+    int64_t timeout = nw->poll_ms;
+    int up = conn_is_connected(nw->conn);
+    if (up) {
+        int64_t half = conn_hb_ms(nw->conn) / 2;
+        if (half < timeout)
+            timeout = half > 0 ? half : 1;
+        if (nw->next_renew_ms - now < timeout)
+            timeout = nw->next_renew_ms - now;
+    } else if (!nw->stopping && nw->next_connect_ms - now < timeout) {
+        timeout = nw->next_connect_ms - now;
+    }
+    if (nw->unsent_head && up && timeout > 10)
+        timeout = 10; /* the socket was full */
+    zmq_pollitem_t items[2] = {{NULL, nw->box.efd, ZMQ_POLLIN, 0},
+                               {conn_socket(nw->conn), 0, ZMQ_POLLIN, 0}};
+    if (zmq_poll(items, up ? 2 : 1, timeout < 0 ? 0 : (long)timeout) < 0 && zmq_errno() != EINTR)
+        LOG_WARN("zmq_poll: %s", zmq_strerror(zmq_errno()));
+    if (items[0].revents || nw->unsent_head) {
+        s_take_results(nw);
+        s_send_results(nw);
+    }
+    if (conn_is_connected(nw->conn))
+        s_drain_socket(nw);
+    if (conn_is_connected(nw->conn))
+        s_renew(nw, jobq_now_ms());
+}
+
+/* ---- set-up and the loop ------------------------------------------------- */
+
+static int
+s_init(networker_t *nw, const networker_cfg_t *cfg)
+{
+    char name[64];
+    memset(nw, 0, sizeof *nw);
+    nw->cfg = cfg;
+    nw->prefetch = cfg->prefetch ? cfg->prefetch : NETWORKER_PREFETCH_DEFAULT;
+    nw->poll_ms = cfg->poll_ms ? cfg->poll_ms : S_POLL_MS;
+    nw->backoff_ms = S_BACKOFF_MIN_MS;
+    nw->next_renew_ms = INT64_MAX;
+    nw->queues = jobq_calloc(cfg->nqueues + 1, sizeof *nw->queues);
+    for (uint32_t i = 0; i < cfg->nqueues; i++)
+        nw->queues[i] = (wire_str_t){cfg->queues[i], (uint32_t)strlen(cfg->queues[i])};
+    nw->rbuf = jobq_malloc(WIRE_MAX_BATCH * sizeof *nw->rbuf);
+    nw->xbuf = jobq_malloc(WIRE_MAX_BATCH * sizeof *nw->xbuf);
+    snprintf(name, sizeof name, "worker-%d", (int)getpid());
+    nw->conn = conn_new(cfg->endpoint, WIRE_ROLE_WORKER, cfg->name ? cfg->name : name, cfg->hb_ms);
+    s_box_t *b = &nw->box;
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_cond_init(&b->cv, NULL);
+    b->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (b->efd < 0)
+        return -1;
+    if (pthread_create(&nw->thread, NULL, s_handler_main, nw) != 0) {
+        close(b->efd);
+        b->efd = -1;
+        return -1;
+    }
+    return 0;
+}
+
+static void
+s_fini(networker_t *nw, int started)
+{
+    s_box_t *b = &nw->box;
+    if (started) {
+        s_take_unstarted(nw, 0);
+        pthread_mutex_lock(&b->mu);
+        b->quit = 1;
+        pthread_cond_signal(&b->cv);
+        pthread_mutex_unlock(&b->mu);
+        pthread_join(nw->thread, NULL); /* a running handler cannot be interrupted */
+        close(b->efd);
+    }
+    s_take_results(nw);
+    s_pop_unsent(nw, SIZE_MAX);
+    conn_destroy(&nw->conn);
+    pthread_mutex_destroy(&b->mu);
+    pthread_cond_destroy(&b->cv);
+    jobq_free(b->ring);
+    jobq_free(nw->held);
+    jobq_free(nw->rel);
+    jobq_free(nw->rbuf);
+    jobq_free(nw->xbuf);
+    jobq_free(nw->queues);
+}
+
+worker_end
+networker_run(const networker_cfg_t *cfg)
+{
+    JOBQ_ASSERT(cfg && cfg->endpoint && cfg->handler);
+    networker_t nw;
+    if (s_init(&nw, cfg) != 0) {
+        LOG_ERR("cannot start the handler thread: %s", strerror(errno));
+        s_fini(&nw, 0);
+        return WORKER_END_ERROR;
+    }
+    worker_end end;
+    for (;;) {
+        if (!nw.stopping && s_stop_level(&nw) >= 1)
+            s_begin_stop(&nw, WORKER_END_STOPPED);
+        if (!nw.stopping && !conn_is_connected(nw.conn) && jobq_now_ms() >= nw.next_connect_ms)
+            s_connect(&nw);
+        if (nw.fatal) {
+            end = WORKER_END_ERROR;
+            break;
+        }
+        if (nw.stopping && s_try_finish(&nw)) {
+            end = nw.stopping;
+            break;
+        }
+        s_wait(&nw);
+    }
+    s_fini(&nw, 1);
+    return end;
+}
