@@ -4,6 +4,9 @@
 #   1. `jobq run`: a batch of jobs through a pool of forked workers, no broker
 #   2. a named shm:// queue served by a separate `jobq worker` pool, fed by
 #      `jobq submit --wait`, stopped with sentinels (`jobq stop-workers`)
+#   3. the broker: `jobq broker` on an ipc:// socket, two worker pools (one
+#      running a built-in, one a shell command per job), a batch submitted with
+#      --wait, stats, the sentinel to every worker, their reports, broker stop
 # Each step prints its results and the pool's final report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,3 +38,25 @@ wait "$WPID"
 cat "${TMPDIR:-/tmp}/jobq-demo-$$.report"
 rm -f "${TMPDIR:-/tmp}/jobq-demo-$$.report"
 "$JOBQ" stop-workers -u "$URL" -n 0 --unlink >/dev/null 2>&1 || true
+
+echo
+echo "== 4. the broker: two worker pools on two queues, a batch from a producer, results routed back"
+D=$(mktemp -d "${TMPDIR:-/tmp}/jobq-demo.XXXXXX")
+B="ipc://$D/broker.sock"
+"$JOBQ" broker --listen "$B" --ready-file "$D/ready" 2>"$D/broker.log" &
+BPID=$!
+for _ in $(seq 100); do [ -s "$D/ready" ] && break; sleep 0.05; done
+"$JOBQ" worker -u "$B" -q words --procs 2 --builtin upper >"$D/pool1" 2>&1 &
+P1=$!
+"$JOBQ" worker -u "$B" -q sums --procs 2 --exec 'read a b; echo "$a + $b = $((a+b))"' >"$D/pool2" 2>&1 &
+P2=$!
+"$JOBQ" submit -u "$B" -q words --wait "the broker" "routes each result" "back to its producer"
+"$JOBQ" submit -u "$B" -q sums --wait "1 2" "20 22" "300 400"
+"$JOBQ" stats -u "$B" | sed -n '/^QUEUE/,/^$/p'
+"$JOBQ" stop-workers -u "$B"
+wait "$P1" "$P2"
+echo "-- pool reports:"
+cat "$D/pool1" "$D/pool2"
+kill -TERM "$BPID"
+wait "$BPID"
+rm -rf "$D"
