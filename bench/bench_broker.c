@@ -80,11 +80,13 @@ static void
 s_broker_start(s_broker_t *b, const s_opts_t *o)
 {
     int stop[2], ready[2];
-    if (pipe(stop) != 0 || pipe(ready) != 0) s_die("pipe");
+    if (pipe(stop) != 0 || pipe(ready) != 0)
+        s_die("pipe");
     char listen[256];
     if (strcmp(o->transport, "ipc") == 0) {
         snprintf(b->dir, sizeof b->dir, "/tmp/jobq-bench-%d-XXXXXX", (int)getpid());
-        if (!mkdtemp(b->dir)) s_die("mkdtemp");
+        if (!mkdtemp(b->dir))
+            s_die("mkdtemp");
         snprintf(listen, sizeof listen, "ipc://%s/broker.sock", b->dir);
     } else {
         b->dir[0] = '\0';
@@ -109,7 +111,8 @@ s_broker_start(s_broker_t *b, const s_opts_t *o)
             _exit(1);
         }
         const char *ep = reactor_endpoint(r, 0);
-        if (write(ready[1], ep, strlen(ep) + 1) < 0) _exit(1);
+        if (write(ready[1], ep, strlen(ep) + 1) < 0)
+            _exit(1);
         close(ready[1]);
         reactor_run(r);
         reactor_destroy(&r);
@@ -120,7 +123,8 @@ s_broker_start(s_broker_t *b, const s_opts_t *o)
     b->stop_fd = stop[1];
     ssize_t n = read(ready[0], b->url, sizeof b->url - 1);
     close(ready[0]);
-    if (n <= 0) s_die("the broker did not start");
+    if (n <= 0)
+        s_die("the broker did not start");
     b->url[n] = '\0';
 }
 
@@ -128,7 +132,8 @@ static void
 s_broker_stop(s_broker_t *b)
 {
     char c = 1;
-    if (write(b->stop_fd, &c, 1) < 0 || write(b->stop_fd, &c, 1) < 0) kill(b->pid, SIGKILL);
+    if (write(b->stop_fd, &c, 1) < 0 || write(b->stop_fd, &c, 1) < 0)
+        kill(b->pid, SIGKILL);
     close(b->stop_fd);
     waitpid(b->pid, NULL, 0);
     if (b->dir[0]) {
@@ -146,8 +151,10 @@ s_rss(pid_t pid)
     unsigned long size = 0, res = 0;
     snprintf(path, sizeof path, "/proc/%d/statm", (int)pid);
     FILE *f = fopen(path, "r");
-    if (!f) return 0;
-    if (fscanf(f, "%lu %lu", &size, &res) != 2) res = 0;
+    if (!f)
+        return 0;
+    if (fscanf(f, "%lu %lu", &size, &res) != 2)
+        res = 0;
     fclose(f);
     return (uint64_t)res * (uint64_t)sysconf(_SC_PAGESIZE);
 }
@@ -159,7 +166,8 @@ s_cpu(pid_t pid)
     char path[64], buf[1024];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
     FILE *f = fopen(path, "r");
-    if (!f) return 0;
+    if (!f)
+        return 0;
     size_t n = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
     buf[n] = '\0';
@@ -182,8 +190,10 @@ static void
 s_send(s_client_t *c, wire_msg_t *m)
 {
     c->buf.len = 0;
-    if (wire_encode(m, &c->buf) != JOBQ_OK) s_die(m->error);
-    if (zmq_send(c->sock, c->buf.data, c->buf.len, 0) < 0) s_die("zmq_send");
+    if (wire_encode(m, &c->buf) != JOBQ_OK)
+        s_die(m->error);
+    if (zmq_send(c->sock, c->buf.data, c->buf.len, 0) < 0)
+        s_die("zmq_send");
 }
 
 /* Receives one message (HEARTBEATs answered and skipped) within timeout_ms;
@@ -193,13 +203,16 @@ s_recv(s_client_t *c, wire_msg_t *m, long timeout_ms)
 {
     for (;;) {
         zmq_pollitem_t it = {.socket = c->sock, .events = ZMQ_POLLIN};
-        if (zmq_poll(&it, 1, timeout_ms) <= 0) return -1;
+        if (zmq_poll(&it, 1, timeout_ms) <= 0)
+            return -1;
         zmq_msg_close(&c->frame);
         zmq_msg_init(&c->frame);
-        if (zmq_msg_recv(&c->frame, c->sock, 0) < 0) s_die("zmq_msg_recv");
+        if (zmq_msg_recv(&c->frame, c->sock, 0) < 0)
+            s_die("zmq_msg_recv");
         if (wire_decode(m, zmq_msg_data(&c->frame), zmq_msg_size(&c->frame), 0) != JOBQ_OK)
             s_die(m->error);
-        if (m->type != WIRE_HEARTBEAT) return 0;
+        if (m->type != WIRE_HEARTBEAT)
+            return 0;
         wire_msg_t h;
         wire_msg_init(&h, WIRE_HEARTBEAT);
         s_send(c, &h);
@@ -215,7 +228,8 @@ s_connect(s_client_t *c, const char *url, int role, uint32_t flags)
     c->ctx = zmq_ctx_new();
     c->sock = zmq_socket(c->ctx, ZMQ_DEALER);
     zmq_setsockopt(c->sock, ZMQ_LINGER, &zero, sizeof zero);
-    if (zmq_connect(c->sock, url) != 0) s_die("zmq_connect");
+    if (zmq_connect(c->sock, url) != 0)
+        s_die("zmq_connect");
     zmq_msg_init(&c->frame);
     wire_msg_t m;
     wire_msg_init(&m, WIRE_HELLO);
@@ -224,7 +238,8 @@ s_connect(s_client_t *c, const char *url, int role, uint32_t flags)
     m.role = (uint32_t)role;
     m.hb_ms = 30000;
     s_send(c, &m);
-    if (s_recv(c, &m, 5000) != 0 || m.type != WIRE_WELCOME) s_die("no WELCOME");
+    if (s_recv(c, &m, 5000) != 0 || m.type != WIRE_WELCOME)
+        s_die("no WELCOME");
     wire_msg_fini(&m);
 }
 
@@ -256,8 +271,10 @@ s_worker(const char *url, uint32_t credit, int echo)
     s_send(&c, &m);
     jobq_result_t *res = calloc(WIRE_MAX_BATCH, sizeof *res);
     for (;;) {
-        if (s_recv(&c, &m, -1) != 0) break;
-        if (m.type == WIRE_DISCONNECT || m.type == WIRE_SENTINEL) break;
+        if (s_recv(&c, &m, -1) != 0)
+            break;
+        if (m.type == WIRE_DISCONNECT || m.type == WIRE_SENTINEL)
+            break;
         if (m.type != WIRE_DELIVER) {
             wire_msg_fini(&m);
             continue;
@@ -289,8 +306,10 @@ s_workers_start(pid_t *pids, int n, const char *url, uint32_t credit, int echo)
 {
     for (int i = 0; i < n; i++) {
         pids[i] = fork();
-        if (pids[i] == 0) s_worker(url, credit, echo);
-        if (pids[i] < 0) s_die("fork");
+        if (pids[i] == 0)
+            s_worker(url, credit, echo);
+        if (pids[i] < 0)
+            s_die("fork");
     }
 }
 
@@ -336,10 +355,12 @@ s_submit_all(s_client_t *c, long n, uint32_t batch, uint32_t window)
             inflight++;
         }
         wire_msg_t r;
-        if (s_recv(c, &r, 60000) != 0) s_die("no SUBMIT_OK in 60 s");
+        if (s_recv(c, &r, 60000) != 0)
+            s_die("no SUBMIT_OK in 60 s");
         if (r.type == WIRE_SUBMIT_OK) {
             for (uint32_t i = 0; i < r.ncodes; i++)
-                if (r.codes[i] != JOBQ_OK) s_die("a job was refused");
+                if (r.codes[i] != JOBQ_OK)
+                    s_die("a job was refused");
             confirmed += r.nids;
             inflight--;
         } else if (r.type == WIRE_ERROR) {
@@ -361,10 +382,12 @@ s_join(s_client_t *c)
     m.queue = (wire_str_t){S_QUEUE, sizeof S_QUEUE - 1};
     s_send(c, &m);
     for (;;) {
-        if (s_recv(c, &m, 120000) != 0) s_die("no JOIN_OK in 120 s");
+        if (s_recv(c, &m, 120000) != 0)
+            s_die("no JOIN_OK in 120 s");
         int done = m.type == WIRE_JOIN_OK && m.count == 0;
         wire_msg_fini(&m);
-        if (done) return;
+        if (done)
+            return;
     }
 }
 
@@ -391,8 +414,10 @@ s_frames(s_client_t *c, long n)
     m.req = 1;
     s_send(c, &m);
     for (;;) {
-        if (s_recv(c, &m, 10000) != 0) return;
-        if (m.type == WIRE_STATS_REPLY) break;
+        if (s_recv(c, &m, 10000) != 0)
+            return;
+        if (m.type == WIRE_STATS_REPLY)
+            break;
         wire_msg_fini(&m);
     }
     const char *in = memmem(m.data.ptr, m.data.len, "\"msgs_in\":", 10);
@@ -411,11 +436,13 @@ s_w1(const s_opts_t *o, int burst)
     s_broker_start(&b, o);
     s_client_t p;
     s_connect(&p, b.url, WIRE_ROLE_PRODUCER, o->push ? 0 : 1);
-    if (!burst) s_workers_start(w, S_WORKERS, b.url, o->credit, 0);
+    if (!burst)
+        s_workers_start(w, S_WORKERS, b.url, o->credit, 0);
     double c0 = s_cpu(b.pid), t0 = s_now();
     s_submit_all(&p, o->n, o->batch, o->window);
     double c1 = s_cpu(b.pid), t1 = s_now();
-    if (burst) s_workers_start(w, S_WORKERS, b.url, o->credit, 0);
+    if (burst)
+        s_workers_start(w, S_WORKERS, b.url, o->credit, 0);
     s_join(&p);
     double c2 = s_cpu(b.pid), t2 = s_now();
     if (burst) {
@@ -463,11 +490,13 @@ s_w2(const s_opts_t *o)
         double t0 = s_now();
         s_send(&p, &m);
         for (int got = 0; !got;) {
-            if (s_recv(&p, &m, 10000) != 0) s_die("no result in 10 s");
+            if (s_recv(&p, &m, 10000) != 0)
+                s_die("no result in 10 s");
             got = m.type == WIRE_RESULTS;
             wire_msg_fini(&m);
         }
-        if (i >= 0) lat[i] = (s_now() - t0) * 1e6;
+        if (i >= 0)
+            lat[i] = (s_now() - t0) * 1e6;
     }
     qsort(lat, (size_t)o->rounds, sizeof *lat, s_cmp);
     double p50 = lat[o->rounds / 2], p99 = lat[o->rounds * 99 / 100];
@@ -544,9 +573,13 @@ main(int argc, char **argv)
         return fprintf(stderr, "bench_broker: bad option value\n"), 2;
     signal(SIGPIPE, SIG_IGN);
     int all = strcmp(o.workload, "all") == 0;
-    if (all || strcmp(o.workload, "W1") == 0) s_w1(&o, 0);
-    if (all || strcmp(o.workload, "W1b") == 0) s_w1(&o, 1);
-    if (all || strcmp(o.workload, "W2") == 0) s_w2(&o);
-    if (all || strcmp(o.workload, "W3") == 0) s_w3(&o);
+    if (all || strcmp(o.workload, "W1") == 0)
+        s_w1(&o, 0);
+    if (all || strcmp(o.workload, "W1b") == 0)
+        s_w1(&o, 1);
+    if (all || strcmp(o.workload, "W2") == 0)
+        s_w2(&o);
+    if (all || strcmp(o.workload, "W3") == 0)
+        s_w3(&o);
     return 0;
 }

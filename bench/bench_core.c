@@ -58,8 +58,10 @@ s_rss_bytes(void)
 {
     FILE *f = fopen("/proc/self/statm", "r");
     long size = 0, resident = 0;
-    if (!f) return -1;
-    if (fscanf(f, "%ld %ld", &size, &resident) != 2) resident = -1;
+    if (!f)
+        return -1;
+    if (fscanf(f, "%ld %ld", &size, &resident) != 2)
+        resident = -1;
     fclose(f);
     return resident < 0 ? -1 : (int64_t)resident * sysconf(_SC_PAGESIZE);
 }
@@ -97,7 +99,8 @@ s_fill(core_t *c, const jobq_job_t *job, uint64_t n)
 {
     int64_t now = jobq_now_ms();
     for (uint64_t i = 0; i < n; i++) {
-        if ((i & 4095) == 0) now = jobq_now_ms();
+        if ((i & 4095) == 0)
+            now = jobq_now_ms();
         s_submit(c, job, now);
     }
 }
@@ -182,7 +185,8 @@ s_round(bed_t *b, uint32_t batch, int batched, w5_t *r)
     if (batched) {
         core_submit_batch(c, b->jobs, batch, 1, now, b->rcs, NULL, NULL);
         for (uint32_t i = 0; i < batch; i++)
-            if (b->rcs[i] != JOBQ_OK) exit(1);
+            if (b->rcs[i] != JOBQ_OK)
+                exit(1);
     } else {
         for (uint32_t i = 0; i < batch; i++)
             s_submit(c, &b->jobs[i], now);
@@ -251,7 +255,8 @@ s_w5(const opts_t *o, const jobq_job_t *job, w5_t shallow[2], w5_t deep[2])
             for (int k = 0; k < 2; k++) {
                 bed_t *b = &beds[(k + turn) % 2];
                 w5_t *w = r[(k + turn) % 2];
-                if (w->jobs >= o->cycles) continue;
+                if (w->jobs >= o->cycles)
+                    continue;
                 uint64_t j0 = w->jobs;
                 int64_t c0 = s_cpu_ns();
                 for (uint32_t i = 0; i < chunk && w->jobs < o->cycles; i++)
@@ -280,7 +285,8 @@ s_print_w5(const w5_t *r, double ratio)
     printf("%-28s %12" PRIu64 " %10.3f %14.0f %14s   submit %.0f/s reserve %.0f/s complete %.0f/s",
            label, r->jobs, r->seconds, r->median_rate, "-", (double)r->jobs / r->submit_s,
            (double)r->jobs / r->reserve_s, (double)r->jobs / r->complete_s);
-    if (ratio > 0) printf("   ratio %.2f", ratio);
+    if (ratio > 0)
+        printf("   ratio %.2f", ratio);
     printf("\n{\"workload\":\"W5\",\"system\":\"core\",\"n\":%" PRIu64
            ",\"seconds\":%.6f,\"rate\":%.0f,\"depth\":%" PRIu64
            ",\"calls\":\"%s\",\"clock\":\"thread_cpu\",\"mean_rate\":%.0f,\"submit_rate\":%.0f,"
@@ -288,7 +294,8 @@ s_print_w5(const w5_t *r, double ratio)
            r->jobs, r->seconds, r->median_rate, r->depth, r->batched ? "batch" : "single",
            (double)r->jobs / r->seconds, (double)r->jobs / r->submit_s,
            (double)r->jobs / r->reserve_s, (double)r->jobs / r->complete_s);
-    if (ratio > 0) printf(",\"ratio_to_shallow\":%.3f", ratio);
+    if (ratio > 0)
+        printf(",\"ratio_to_shallow\":%.3f", ratio);
     printf("}\n");
     fflush(stdout);
 }
@@ -335,7 +342,8 @@ int
 main(int argc, char **argv)
 {
     opts_t o;
-    if (s_parse(argc, argv, &o) != 0) return 2;
+    if (s_parse(argc, argv, &o) != 0)
+        return 2;
     jobq_job_t job;
     jobq_job_init(&job);
     job.queue = "bench";

@@ -217,7 +217,8 @@ s_broker_stat(const s_opts_t *o, const char *url, const char *key)
     char cmd[PATH_MAX + 600], buf[1 << 16], pat[64];
     snprintf(cmd, sizeof cmd, "'%s' stats -u '%s' --json", o->jobq, url);
     FILE *f = popen(cmd, "r");
-    if (!f) return -1;
+    if (!f)
+        return -1;
     size_t len = fread(buf, 1, sizeof buf - 1, f);
     pclose(f);
     buf[len] = '\0';

@@ -96,16 +96,20 @@ s_consumer(const char *url, int ready_fd, int go_fd)
 {
     jobq_queue_t *q = NULL;
     char b = 'r';
-    if (jobq_queue_open(url, NULL, &q) != JOBQ_OK) _exit(1);
-    if (write(ready_fd, &b, 1) != 1 || read(go_fd, &b, 1) != 1) _exit(2);
+    if (jobq_queue_open(url, NULL, &q) != JOBQ_OK)
+        _exit(1);
+    if (write(ready_fd, &b, 1) != 1 || read(go_fd, &b, 1) != 1)
+        _exit(2);
     for (;;) {
         jobq_item_t it;
         int rc = jobq_queue_get(q, &it, S_STEP_TIMEOUT_MS);
-        if (rc != JOBQ_OK) _exit(3);
+        if (rc != JOBQ_OK)
+            _exit(3);
         int stop = it.sentinel;
         jobq_queue_task_done(q, &it);
         jobq_item_fini(&it);
-        if (stop) break;
+        if (stop)
+            break;
     }
     jobq_queue_destroy(&q);
     _exit(0);
@@ -172,14 +176,16 @@ s_run_jobq(const char *system, const char *url, long n, int burst)
         exit(1);
     }
     for (int c = 0; c < S_CONSUMERS; c++)
-        if ((pids[c] = fork()) == 0) s_consumer(url, ready[1], go[0]);
+        if ((pids[c] = fork()) == 0)
+            s_consumer(url, ready[1], go[0]);
     int ok = 1;
     for (int c = 0; c < S_CONSUMERS && ok; c++)
         if (read(ready[0], &b, 1) != 1 || b != 'r') {
             snprintf(err, sizeof err, "a consumer could not open the queue");
             ok = 0;
         }
-    if (ok && s_timed_run(q, n, burst, go[1], t, err, sizeof err) != 0) ok = 0;
+    if (ok && s_timed_run(q, n, burst, go[1], t, err, sizeof err) != 0)
+        ok = 0;
     if (!ok) {
         s_report(wl, system, n, 0, err);
     } else if (burst) {
@@ -210,10 +216,12 @@ s_raw_receiver(const char *name)
 {
     mqd_t mq = mq_open(name, O_RDONLY);
     char buf[S_PAYLOAD];
-    if (mq == (mqd_t)-1) _exit(1);
+    if (mq == (mqd_t)-1)
+        _exit(1);
     for (;;) {
         ssize_t n = mq_receive(mq, buf, sizeof buf, NULL);
-        if (n < 0) _exit(2);
+        if (n < 0)
+            _exit(2);
         if (n == 1) /* the stop message */
             break;
     }
@@ -238,7 +246,8 @@ s_run_rawmq(long n)
         return;
     }
     for (int c = 0; c < S_CONSUMERS; c++)
-        if ((pids[c] = fork()) == 0) s_raw_receiver(name);
+        if ((pids[c] = fork()) == 0)
+            s_raw_receiver(name);
     uint8_t payload[S_PAYLOAD] = {0};
     double t0 = s_now();
     for (long i = 0; i < n; i++) {
@@ -285,7 +294,8 @@ main(int argc, char **argv)
             s_usage();
         }
     }
-    if (n <= 0 || (!w1 && !w1b)) s_usage();
+    if (n <= 0 || (!w1 && !w1b))
+        s_usage();
     static const char *defaults[] = {"shm", "mq", "rawmq"};
     const char **systems = optind < argc ? (const char **)argv + optind : defaults;
     int nsys = optind < argc ? argc - optind : 3;
@@ -294,7 +304,8 @@ main(int argc, char **argv)
         char url[128];
         const char *sys = systems[i];
         if (!strcmp(sys, "rawmq")) {
-            if (w1) s_run_rawmq(n);
+            if (w1)
+                s_run_rawmq(n);
             continue;
         }
         if (!strcmp(sys, "shm") || !strcmp(sys, "mq"))
@@ -305,8 +316,10 @@ main(int argc, char **argv)
         char label[16];
         const char *sep = strstr(url, "://");
         snprintf(label, sizeof label, "%.*s", sep ? (int)(sep - url) : 15, sep ? url : sys);
-        if (w1) s_run_jobq(label, url, n, 0);
-        if (w1b) s_run_jobq(label, url, n, 1);
+        if (w1)
+            s_run_jobq(label, url, n, 0);
+        if (w1b)
+            s_run_jobq(label, url, n, 1);
     }
     return 0;
 }

@@ -128,8 +128,10 @@ s_run(bench_result_t *results, int *nres, double budget, int decode_only, const 
         wire_msg_t msg;
         wire_buf_t frame = {0};
         s_make_submit(&msg, jobs, batches[i]);
-        if (!decode_only) results[(*nres)++] = s_bench_encode(&msg, budget);
-        if (wire_encode(&msg, &frame) != JOBQ_OK) return -1;
+        if (!decode_only)
+            results[(*nres)++] = s_bench_encode(&msg, budget);
+        if (wire_encode(&msg, &frame) != JOBQ_OK)
+            return -1;
         results[*nres] = s_bench_decode(&frame, batches[i], budget);
         results[(*nres)++].system = system;
         wire_buf_fini(&frame);
@@ -148,10 +150,12 @@ main(int argc, char **argv)
     }
     bench_result_t results[9];
     int nres = 0;
-    if (s_run(results, &nres, budget, 0, "jobq-wire") != 0) return 1;
+    if (s_run(results, &nres, budget, 0, "jobq-wire") != 0)
+        return 1;
     mallopt(M_TRIM_THRESHOLD, 64 << 20);
     mallopt(M_TOP_PAD, 16 << 20);
-    if (s_run(results, &nres, budget, 1, "jobq-wire+mallopt") != 0) return 1;
+    if (s_run(results, &nres, budget, 1, "jobq-wire+mallopt") != 0)
+        return 1;
     printf("%-20s %-18s %6s %12s %12s %11s\n", "workload", "system", "batch", "jobs/s", "frames/s",
            "frame bytes");
     for (int i = 0; i < nres; i++)

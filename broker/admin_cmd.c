@@ -142,7 +142,8 @@ s_close(s_conn_t *c)
         s_send(c, &d);
         zmq_close(c->sock);
     }
-    if (c->ctx) zmq_ctx_term(c->ctx);
+    if (c->ctx)
+        zmq_ctx_term(c->ctx);
 }
 
 /* Receives the next message other than HEARTBEAT before the deadline. */
@@ -153,13 +154,17 @@ s_recv(s_conn_t *c, wire_msg_t *m)
     for (;;) {
         int64_t left = jobq_remaining_ms(c->deadline_ms);
         zmq_pollitem_t it = {.socket = c->sock, .events = ZMQ_POLLIN};
-        if (left <= 0 || zmq_poll(&it, 1, (long)left) <= 0) return JOBQ_ETIMEDOUT;
+        if (left <= 0 || zmq_poll(&it, 1, (long)left) <= 0)
+            return JOBQ_ETIMEDOUT;
         zmq_msg_close(&c->frame);
         zmq_msg_init(&c->frame);
-        if (zmq_msg_recv(&c->frame, c->sock, ZMQ_DONTWAIT) < 0) continue;
+        if (zmq_msg_recv(&c->frame, c->sock, ZMQ_DONTWAIT) < 0)
+            continue;
         int rc = wire_decode(m, zmq_msg_data(&c->frame), zmq_msg_size(&c->frame), 0);
-        if (rc != JOBQ_OK) return rc;
-        if (m->type != WIRE_HEARTBEAT) return JOBQ_OK;
+        if (rc != JOBQ_OK)
+            return rc;
+        if (m->type != WIRE_HEARTBEAT)
+            return JOBQ_OK;
         wire_msg_fini(m);
     }
 }
@@ -169,7 +174,8 @@ s_send(s_conn_t *c, wire_msg_t *m)
 {
     wire_buf_t b = {0};
     int rc = wire_encode(m, &b);
-    if (rc == JOBQ_OK && zmq_send(c->sock, b.data, b.len, ZMQ_DONTWAIT) < 0) rc = JOBQ_ESYS;
+    if (rc == JOBQ_OK && zmq_send(c->sock, b.data, b.len, ZMQ_DONTWAIT) < 0)
+        rc = JOBQ_ESYS;
     wire_buf_fini(&b);
     return rc;
 }
@@ -197,14 +203,16 @@ s_open(s_conn_t *c, const s_args_t *a)
     c->sock = zmq_socket(c->ctx, ZMQ_DEALER);
     zmq_setsockopt(c->sock, ZMQ_LINGER, &zero, sizeof zero);
     c->deadline_ms = jobq_deadline_ms(a->timeout_ms);
-    if (zmq_connect(c->sock, u.endpoint) != 0) return JOBQ_ESYS;
+    if (zmq_connect(c->sock, u.endpoint) != 0)
+        return JOBQ_ESYS;
     wire_msg_t h, w;
     wire_msg_init(&h, WIRE_HELLO);
     h.fields = WIRE_F_ROLE | WIRE_F_NAME;
     h.role = WIRE_ROLE_ADMIN;
     h.name = (wire_str_t){"jobq-admin", 10};
     int rc = s_send(c, &h);
-    if (rc == JOBQ_OK) rc = s_recv(c, &w);
+    if (rc == JOBQ_OK)
+        rc = s_recv(c, &w);
     if (rc == JOBQ_OK && w.type != WIRE_WELCOME)
         rc = w.type == WIRE_ERROR ? (int)w.code : JOBQ_EPROTO;
     wire_msg_fini(&w);
@@ -223,7 +231,8 @@ s_call(s_conn_t *c, const s_args_t *a, wire_msg_t *m, wire_msg_t *reply)
     int rc = s_send(c, m);
     while (rc == JOBQ_OK) {
         rc = s_recv(c, reply);
-        if (rc != JOBQ_OK) break;
+        if (rc != JOBQ_OK)
+            break;
         if (reply->type == WIRE_DISCONNECT)
             rc = JOBQ_ECLOSED;
         else if (!(reply->fields & WIRE_F_REQ) || reply->req != m->req) {
@@ -258,7 +267,8 @@ s_request(const s_args_t *a, wire_msg_t *m, char **data, uint64_t *count)
                 (*data)[r.data.len] = '\0';
             }
         }
-        if (count) *count = r.count;
+        if (count)
+            *count = r.count;
         wire_msg_fini(&r);
     }
     s_close(&c);
@@ -294,7 +304,8 @@ s_str(const char **p, const char *e, const char **s, uint32_t *len)
     const char *q = ++*p;
     while (q < e && *q != '"')
         q += *q == '\\' ? 2 : 1;
-    if (q >= e) return -1;
+    if (q >= e)
+        return -1;
     *s = *p;
     *len = (uint32_t)(q - *p);
     *p = q + 1;
@@ -305,11 +316,13 @@ static int
 s_value(s_json_t *j, const char **p, const char *e, const char *k, uint32_t klen, int depth)
 {
     s_ws(p, e);
-    if (*p >= e || depth > 32) return -1;
+    if (*p >= e || depth > 32)
+        return -1;
     if (j->len == j->cap) {
         j->cap = j->cap ? j->cap * 2 : 256;
         s_node_t *nn = realloc(j->n, j->cap * sizeof *nn);
-        if (!nn) return -1;
+        if (!nn)
+            return -1;
         j->n = nn;
     }
     uint32_t me = j->len++;
@@ -326,19 +339,25 @@ s_value(s_json_t *j, const char **p, const char *e, const char *k, uint32_t klen
             const char *ck = NULL;
             uint32_t cklen = 0;
             if (c == '{') {
-                if (**p != '"' || s_str(p, e, &ck, &cklen) != 0) return -1;
+                if (**p != '"' || s_str(p, e, &ck, &cklen) != 0)
+                    return -1;
                 s_ws(p, e);
-                if (*p >= e || *(*p)++ != ':') return -1;
+                if (*p >= e || *(*p)++ != ':')
+                    return -1;
             }
-            if (s_value(j, p, e, ck, cklen, depth + 1) != 0) return -1;
+            if (s_value(j, p, e, ck, cklen, depth + 1) != 0)
+                return -1;
             s_ws(p, e);
-            if (*p < e && **p == ',') (*p)++, s_ws(p, e);
+            if (*p < e && **p == ',')
+                (*p)++, s_ws(p, e);
         }
-        if (*p >= e) return -1;
+        if (*p >= e)
+            return -1;
         (*p)++;
     } else if (c == '"') {
         n->t = 's';
-        if (s_str(p, e, &n->v, &n->vlen) != 0) return -1;
+        if (s_str(p, e, &n->v, &n->vlen) != 0)
+            return -1;
     } else if (c == 't' || c == 'f' || c == 'n') {
         n->t = c == 't' ? 'b' : c == 'f' ? 'f' : 'z';
         while (*p < e && **p >= 'a' && **p <= 'z')
@@ -347,7 +366,8 @@ s_value(s_json_t *j, const char **p, const char *e, const char *k, uint32_t klen
         char *end;
         n->t = 'n';
         n->num = strtod(*p, &end);
-        if (end == *p) return -1;
+        if (end == *p)
+            return -1;
         *p = end;
     }
     j->n[me].end = j->len;
@@ -360,7 +380,8 @@ s_get(const s_json_t *j, uint32_t i, const char *key)
 {
     size_t kl = strlen(key);
     for (uint32_t c = i + 1; c < j->n[i].end; c = j->n[c].end)
-        if (j->n[c].klen == kl && memcmp(j->n[c].k, key, kl) == 0) return c;
+        if (j->n[c].klen == kl && memcmp(j->n[c].k, key, kl) == 0)
+            return c;
     return 0;
 }
 
@@ -597,8 +618,10 @@ stats_main(int argc, char **argv)
 {
     s_args_t a;
     int rc = s_parse(argc, argv, "stats", &a);
-    if (rc) return rc;
-    if (a.nrest) return jobq_cli_usage_error("stats", "unexpected '%s'", a.rest[0]);
+    if (rc)
+        return rc;
+    if (a.nrest)
+        return jobq_cli_usage_error("stats", "unexpected '%s'", a.rest[0]);
     if (a.json && a.prometheus)
         return jobq_cli_usage_error("stats", "--json and --prometheus exclude each other");
     wire_msg_t m;
@@ -608,7 +631,8 @@ stats_main(int argc, char **argv)
         m.queue = (wire_str_t){a.queue, (uint32_t)strlen(a.queue)};
     }
     char *data = NULL;
-    if (s_request(&a, &m, &data, NULL) != JOBQ_OK || !data) return JOBQ_EXIT_FAIL;
+    if (s_request(&a, &m, &data, NULL) != JOBQ_OK || !data)
+        return JOBQ_EXIT_FAIL;
     s_json_t j = {0};
     const char *p = data;
     if (a.json) {
@@ -661,10 +685,13 @@ s_simple(const s_args_t *a, const char *verb, jobq_id_t *ids, const char *what)
 {
     wire_msg_t m;
     int rc = s_admin(a, verb, &m, ids);
-    if (rc) return rc;
+    if (rc)
+        return rc;
     uint64_t n = 0;
-    if (s_request(a, &m, NULL, &n) != JOBQ_OK) return JOBQ_EXIT_FAIL;
-    if (what) printf("%s %llu\n", what, (unsigned long long)n);
+    if (s_request(a, &m, NULL, &n) != JOBQ_OK)
+        return JOBQ_EXIT_FAIL;
+    if (what)
+        printf("%s %llu\n", what, (unsigned long long)n);
     return JOBQ_EXIT_OK;
 }
 
@@ -679,8 +706,10 @@ pause_main(int argc, char **argv)
 {
     s_args_t a;
     int rc = s_parse(argc, argv, "pause", &a);
-    if (rc) return rc;
-    if (!a.queue || a.nrest > 1) return jobq_cli_usage_error("pause", "usage: -q QUEUE [SECONDS]");
+    if (rc)
+        return rc;
+    if (!a.queue || a.nrest > 1)
+        return jobq_cli_usage_error("pause", "usage: -q QUEUE [SECONDS]");
     wire_msg_t m;
     s_admin(&a, "pause", &m, NULL);
     if (a.nrest) {
@@ -699,8 +728,10 @@ resume_main(int argc, char **argv)
 {
     s_args_t a;
     int rc = s_parse(argc, argv, "resume", &a);
-    if (rc) return rc;
-    if (!a.queue || a.nrest) return jobq_cli_usage_error("resume", "usage: -q QUEUE");
+    if (rc)
+        return rc;
+    if (!a.queue || a.nrest)
+        return jobq_cli_usage_error("resume", "usage: -q QUEUE");
     return s_simple(&a, "resume", NULL, NULL);
 }
 
@@ -709,15 +740,18 @@ kick_main(int argc, char **argv)
 {
     s_args_t a;
     int rc = s_parse(argc, argv, "kick", &a);
-    if (rc) return rc;
+    if (rc)
+        return rc;
     if (a.queue && a.nrest == 1 && !a.has_n && strlen(a.rest[0]) < 20) { /* -q QUEUE N */
         char *end;
         a.n = strtoull(a.rest[0], &end, 10);
-        if (*end || end == a.rest[0]) return jobq_cli_usage_error("kick", "N must be a count");
+        if (*end || end == a.rest[0])
+            return jobq_cli_usage_error("kick", "N must be a count");
         a.has_n = 1;
         a.nrest = 0;
     }
-    if (!a.queue && !a.nrest) return jobq_cli_usage_error("kick", "give -q QUEUE [N] or job ids");
+    if (!a.queue && !a.nrest)
+        return jobq_cli_usage_error("kick", "give -q QUEUE [N] or job ids");
     jobq_id_t *ids = s_ids(&a);
     rc = s_simple(&a, "kick", ids, "kicked");
     free(ids);
@@ -729,8 +763,10 @@ delete_main(int argc, char **argv)
 {
     s_args_t a;
     int rc = s_parse(argc, argv, "delete", &a);
-    if (rc) return rc;
-    if (!a.nrest || a.queue) return jobq_cli_usage_error("delete", "give job ids");
+    if (rc)
+        return rc;
+    if (!a.nrest || a.queue)
+        return jobq_cli_usage_error("delete", "give job ids");
     jobq_id_t *ids = s_ids(&a);
     rc = s_simple(&a, "delete", ids, "deleted");
     free(ids);
@@ -742,8 +778,10 @@ peek_main(int argc, char **argv)
 {
     s_args_t a;
     int rc = s_parse(argc, argv, "peek", &a);
-    if (rc) return rc;
-    if (!a.nrest == !a.queue) return jobq_cli_usage_error("peek", "give -q QUEUE or job ids");
+    if (rc)
+        return rc;
+    if (!a.nrest == !a.queue)
+        return jobq_cli_usage_error("peek", "give -q QUEUE or job ids");
     const char *verb = !a.queue         ? "peek"
                        : a.state == 'd' ? "peek-delayed"
                        : a.state == 'D' ? "peek-dead"
@@ -752,8 +790,10 @@ peek_main(int argc, char **argv)
     wire_msg_t m;
     char *data = NULL;
     rc = s_admin(&a, verb, &m, ids);
-    if (rc == 0) rc = s_request(&a, &m, &data, NULL) == JOBQ_OK ? JOBQ_EXIT_OK : JOBQ_EXIT_FAIL;
-    if (data) printf("%s\n", data);
+    if (rc == 0)
+        rc = s_request(&a, &m, &data, NULL) == JOBQ_OK ? JOBQ_EXIT_OK : JOBQ_EXIT_FAIL;
+    if (data)
+        printf("%s\n", data);
     free(data);
     free(ids);
     return rc;
@@ -764,7 +804,9 @@ broker_stop_main(int argc, char **argv)
 {
     s_args_t a;
     int rc = s_parse(argc, argv, "broker-stop", &a);
-    if (rc) return rc;
-    if (a.nrest || a.queue) return jobq_cli_usage_error("broker-stop", "takes only -u URL");
+    if (rc)
+        return rc;
+    if (a.nrest || a.queue)
+        return jobq_cli_usage_error("broker-stop", "takes only -u URL");
     return s_simple(&a, "shutdown", NULL, NULL);
 }

@@ -50,7 +50,8 @@ s_on_signal(int sig)
 static int
 s_signals(void)
 {
-    if (pipe2(s_stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0) return -1;
+    if (pipe2(s_stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
+        return -1;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = s_on_signal;
@@ -68,9 +69,11 @@ s_num(const char *text, unsigned long long min, unsigned long long max, unsigned
 {
     char *end;
     errno = 0;
-    if (!text || *text == '-' || *text == '+') return -1;
+    if (!text || *text == '-' || *text == '+')
+        return -1;
     unsigned long long v = strtoull(text, &end, 10);
-    if (errno || end == text || *end || v < min || v > max) return -1;
+    if (errno || end == text || *end || v < min || v > max)
+        return -1;
     *out = v;
     return 0;
 }
@@ -117,7 +120,8 @@ s_num_opt(s_args_t *a, int c, const char *arg)
         {S_OPT_BACKOFF_MAX, "--backoff-max", 0, 86400000},
     };
     for (size_t i = 0; i < sizeof lim / sizeof lim[0]; i++) {
-        if (lim[i].opt != c) continue;
+        if (lim[i].opt != c)
+            continue;
         if (s_num(arg, lim[i].min, lim[i].max, &v) != 0)
             return jobq_cli_usage_error("broker", "%s wants a number from %llu to %llu, got '%s'",
                                         lim[i].name, lim[i].min, lim[i].max, arg);
@@ -195,7 +199,8 @@ s_parse(int argc, char **argv, s_args_t *a)
             return rc;
         }
     }
-    if (optind < argc) return jobq_cli_usage_error("broker", "unexpected '%s'", argv[optind]);
+    if (optind < argc)
+        return jobq_cli_usage_error("broker", "unexpected '%s'", argv[optind]);
     return 0;
 }
 
@@ -204,9 +209,11 @@ static int
 s_ready_file(const char *path, const reactor_t *r)
 {
     char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid()) >= (int)sizeof tmp) return -1;
+    if (snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid()) >= (int)sizeof tmp)
+        return -1;
     FILE *f = fopen(tmp, "w");
-    if (!f) return -1;
+    if (!f)
+        return -1;
     for (size_t i = 0; i < reactor_endpoint_count(r); i++)
         fprintf(f, "listening on %s\n", reactor_endpoint(r, i));
     if (fclose(f) != 0 || rename(tmp, path) != 0) {
@@ -221,7 +228,8 @@ broker_main(int argc, char **argv)
 {
     s_args_t a;
     int rc = s_parse(argc, argv, &a);
-    if (rc) return rc;
+    if (rc)
+        return rc;
     char def[JOBQ_URL_MAX], why[512];
     if (a.o.nlisten == 0) {
         if (broker_default_url(def, sizeof def) != JOBQ_OK) {
@@ -257,6 +265,7 @@ broker_main(int argc, char **argv)
     fflush(stdout);
     rc = reactor_run(r);
     reactor_destroy(&r);
-    if (a.ready_file) unlink(a.ready_file);
+    if (a.ready_file)
+        unlink(a.ready_file);
     return rc == JOBQ_OK ? JOBQ_EXIT_OK : JOBQ_EXIT_FAIL;
 }

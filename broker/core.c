@@ -89,7 +89,8 @@ s_rand(core_t *c)
 static void
 s_unfinished_dropped(core_t *c, const core_queue_t *q)
 {
-    if (s_unfinished(q) == 0) core_emit_(c, CORE_EV_JOIN, q, NULL, 0);
+    if (s_unfinished(q) == 0)
+        core_emit_(c, CORE_EV_JOIN, q, NULL, 0);
 }
 
 /* ---- the transitions ------------------------------------------------------ */
@@ -109,7 +110,8 @@ s_job_unlink(core_t *c, core_job_t *j)
         break;
     case JOBQ_STATE_READY: {
         core_level_t *l = q->last;
-        if (!l || l->priority != j->priority) l = core_level_find_(c, q->idx, j->priority);
+        if (!l || l->priority != j->priority)
+            l = core_level_find_(c, q->idx, j->priority);
         JOBQ_ASSERT(l != NULL);
         core_fifo_remove(&l->fifo, j->pos);
         core_level_retire_(c, q, l);
@@ -144,7 +146,8 @@ s_enter_ready(core_t *c, core_job_t *j)
     j->state = JOBQ_STATE_READY;
     j->at_ms = c->now_ms;
     core_fifo_push(&core_level_get_(c, q, j->priority)->fifo, j);
-    if (q->nready++ == 0 && !s_paused(c, q)) core_emit_(c, CORE_EV_READY, q, NULL, 0);
+    if (q->nready++ == 0 && !s_paused(c, q))
+        core_emit_(c, CORE_EV_READY, q, NULL, 0);
 }
 
 /* (new) -> DELAYED; RESERVED -> DELAYED (retry with backoff, release with delay). */
@@ -296,12 +299,15 @@ static int64_t
 s_backoff_ms(core_t *c, uint32_t used)
 {
     int64_t d = c->cfg.backoff_base_ms, cap = c->cfg.backoff_max_ms;
-    if (d <= 0) return 0;
+    if (d <= 0)
+        return 0;
     for (uint32_t i = 1; i < used && d < cap; i++)
         d = d > cap / 2 ? cap : d * 2;
-    if (d > cap) d = cap;
+    if (d > cap)
+        d = cap;
     uint32_t pct = c->cfg.backoff_jitter_pct;
-    if (pct) d = d * (int64_t)(100 - pct + s_rand(c) % (2 * pct + 1)) / 100;
+    if (pct)
+        d = d * (int64_t)(100 - pct + s_rand(c) % (2 * pct + 1)) / 100;
     return d;
 }
 
@@ -312,7 +318,8 @@ s_job_failed(core_t *c, core_job_t *j, const core_outcome_t *o, int backoff)
 {
     core_queue_t *q = s_q(c, j);
     uint32_t used = (uint32_t)(j->attempt - j->free_attempts);
-    if (o->last_status != JOBQ_STATUS_DEAD) q->failed++;
+    if (o->last_status != JOBQ_STATUS_DEAD)
+        q->failed++;
     if (o->last_status == JOBQ_STATUS_DEAD || used >= j->max_attempts) {
         s_job_bury(c, j, o);
         return;
@@ -331,9 +338,12 @@ s_fence(core_t *c, uint64_t worker, const jobq_id_t *id, uint32_t attempt, core_
 {
     uint64_t h = core_id_hash_(c, id);
     core_job_t *j = core_tab_find(&c->jobs, h, core_id_eq_, id);
-    if (!j) return core_tab_find(&c->results, h, core_id_eq_, id) ? JOBQ_ESTALE : JOBQ_ENOTFOUND;
-    if (j->state != JOBQ_STATE_RESERVED || j->attempt != attempt) return JOBQ_ESTALE;
-    if (j->u.lease->worker->handle != worker) return JOBQ_EFORBIDDEN;
+    if (!j)
+        return core_tab_find(&c->results, h, core_id_eq_, id) ? JOBQ_ESTALE : JOBQ_ENOTFOUND;
+    if (j->state != JOBQ_STATE_RESERVED || j->attempt != attempt)
+        return JOBQ_ESTALE;
+    if (j->u.lease->worker->handle != worker)
+        return JOBQ_EFORBIDDEN;
     j->u.lease->worker->last_ms = c->now_ms;
     *jp = j;
     return JOBQ_OK;
@@ -344,7 +354,8 @@ s_fence(core_t *c, uint64_t worker, const jobq_id_t *id, uint32_t attempt, core_
 static int
 s_job_args_ok(const jobq_job_t *job)
 {
-    if (!job->queue || job->queue_len == 0) return JOBQ_EINVAL;
+    if (!job->queue || job->queue_len == 0)
+        return JOBQ_EINVAL;
     if (job->queue_len > JOBQ_QUEUE_NAME_MAX || job->payload_len > JOBQ_PAYLOAD_MAX ||
         job->unique_len > JOBQ_UNIQUE_KEY_MAX)
         return JOBQ_ETOOBIG;
@@ -382,7 +393,8 @@ s_unique_taken(const core_t *c, const core_queue_t *q, const jobq_job_t *job, jo
 {
     core_ukey_t k = {q->idx, job->unique_len, job->unique};
     const void *e = core_tab_find(&c->uniques, core_ukey_hash_(c, &k), core_ukey_eq_, &k);
-    if (!e) return NULL;
+    if (!e)
+        return NULL;
     if (core_is_result_(e)) {
         const core_result_t *r = core_untag_(e);
         *id = r->id;
@@ -411,8 +423,10 @@ s_job_new(core_t *c, core_queue_t *q, const jobq_job_t *job, const jobq_id_t *id
     j->queue = q->idx;
     j->attempt = (uint16_t)job->attempt;
     j->max_attempts = (uint16_t)job->max_attempts;
-    if (job->payload_len) memcpy(j->data, job->payload, job->payload_len);
-    if (job->unique_len) memcpy(j->data + job->payload_len, job->unique, job->unique_len);
+    if (job->payload_len)
+        memcpy(j->data, job->payload, job->payload_len);
+    if (job->unique_len)
+        memcpy(j->data + job->payload_len, job->unique, job->unique_len);
     core_tab_insert(&c->jobs, core_id_hash_(c, id), j);
     if (job->unique_len) {
         core_ukey_t k = {q->idx, job->unique_len, core_job_unique_(j)};
@@ -443,7 +457,8 @@ s_submit(core_t *c, const jobq_job_t *job, const jobq_id_t *fresh, uint64_t subm
         c->duplicates++;
         return JOBQ_EDUPLICATE;
     }
-    if (!q) q = core_queue_get_(c, job->queue, job->queue_len);
+    if (!q)
+        q = core_queue_get_(c, job->queue, job->queue_len);
     uint64_t bytes = (uint64_t)job->payload_len + job->unique_len;
     if (!q || q->nready + q->ndelayed + q->nreserved + q->ndead >= c->cfg.max_jobs ||
         q->bytes + bytes > c->cfg.max_bytes) {
@@ -469,12 +484,15 @@ core_submit(core_t *c, const jobq_job_t *job, uint64_t submitter, int64_t now_ms
     JOBQ_ASSERT(c);
     jobq_id_t id_tmp, fresh;
     jobq_job_state st_tmp;
-    if (!job) return JOBQ_EINVAL;
+    if (!job)
+        return JOBQ_EINVAL;
     int rc = s_job_args_ok(job);
-    if (rc) return rc;
+    if (rc)
+        return rc;
     core_now_(c, now_ms);
     int zero = jobq_id_is_zero(&job->id);
-    if (zero) core_id_next_(c, &fresh);
+    if (zero)
+        core_id_next_(c, &fresh);
     return s_submit(c, job, zero ? &fresh : NULL, submitter, id_out ? id_out : &id_tmp,
                     state_out ? state_out : &st_tmp);
 }
@@ -505,19 +523,23 @@ core_submit_batch(core_t *c, const jobq_job_t *jobs, size_t n, uint64_t submitte
         jobq_id_t ids[S_BATCH];
         for (size_t i = 0; i < m; i++) {
             const jobq_job_t *job = &jobs[base + i];
-            if ((rcs[base + i] = s_job_args_ok(job)) != JOBQ_OK) continue;
+            if ((rcs[base + i] = s_job_args_ok(job)) != JOBQ_OK)
+                continue;
             if (jobq_id_is_zero(&job->id))
                 core_id_next_(c, &ids[i]);
             else
                 ids[i] = job->id;
-            if (i < S_AHEAD) s_prefetch_id(c, &ids[i]);
+            if (i < S_AHEAD)
+                s_prefetch_id(c, &ids[i]);
         }
         for (size_t i = 0; i < m; i++) {
             size_t k = base + i;
             jobq_id_t id_tmp;
             jobq_job_state st_tmp;
-            if (i + S_AHEAD < m && rcs[k + S_AHEAD] == JOBQ_OK) s_prefetch_id(c, &ids[i + S_AHEAD]);
-            if (rcs[k] != JOBQ_OK) continue;
+            if (i + S_AHEAD < m && rcs[k + S_AHEAD] == JOBQ_OK)
+                s_prefetch_id(c, &ids[i + S_AHEAD]);
+            if (rcs[k] != JOBQ_OK)
+                continue;
             rcs[k] =
                 s_submit(c, &jobs[k], jobq_id_is_zero(&jobs[k].id) ? &ids[i] : NULL, submitter,
                          ids_out ? &ids_out[k] : &id_tmp, states_out ? &states_out[k] : &st_tmp);
@@ -546,16 +568,19 @@ core_reserve(core_t *c, uint64_t worker, const core_name_t *queues, size_t nqueu
     if ((nqueues && !queues) || nqueues > CORE_RESERVE_QUEUES_MAX || (max && !out))
         return JOBQ_EINVAL;
     for (size_t i = 0; i < nqueues; i++)
-        if (!core_name_ok_(queues[i].ptr, queues[i].len)) return JOBQ_EINVAL;
+        if (!core_name_ok_(queues[i].ptr, queues[i].len))
+            return JOBQ_EINVAL;
     core_now_(c, now_ms);
     core_worker_t *w = core_worker_find_(c, worker);
-    if (!w) return JOBQ_ENOTFOUND;
+    if (!w)
+        return JOBQ_ENOTFOUND;
     w->last_ms = c->now_ms;
     core_queue_t *qs[CORE_RESERVE_QUEUES_MAX];
     size_t nq = 0, n = 0;
     for (size_t i = 0; i < nqueues; i++) {
         core_queue_t *q = core_queue_find_(c, queues[i].ptr, queues[i].len);
-        if (q && !s_paused(c, q)) qs[nq++] = q;
+        if (q && !s_paused(c, q))
+            qs[nq++] = q;
     }
     while (n < max && w->nheld < w->credit) {
         /* Lowest priority number wins; among ties, the first queue after the
@@ -570,7 +595,8 @@ core_reserve(core_t *c, uint64_t worker, const core_name_t *queues, size_t nqueu
                 best_at = at;
             }
         }
-        if (!best) break;
+        if (!best)
+            break;
         w->rr = (uint32_t)(best_at + 1);
         core_job_t *j = core_fifo_front(&best->fifo);
         /* The first jobs of a deep queue were queued long ago: not cached. */
@@ -596,10 +622,12 @@ core_reserve(core_t *c, uint64_t worker, const core_name_t *queues, size_t nqueu
 static int
 s_result_args_ok(const jobq_result_t *res)
 {
-    if ((unsigned)res->status > JOBQ_STATUS_DEAD) return JOBQ_EINVAL;
+    if ((unsigned)res->status > JOBQ_STATUS_DEAD)
+        return JOBQ_EINVAL;
     if (res->output_len > JOBQ_PAYLOAD_MAX || res->error_len > JOBQ_ERROR_TEXT_MAX)
         return JOBQ_ETOOBIG;
-    if ((res->output_len && !res->output) || (res->error_len && !res->error)) return JOBQ_EINVAL;
+    if ((res->output_len && !res->output) || (res->error_len && !res->error))
+        return JOBQ_EINVAL;
     return JOBQ_OK;
 }
 
@@ -609,7 +637,8 @@ s_complete(core_t *c, uint64_t worker, const jobq_result_t *res)
 {
     core_job_t *j;
     int rc = s_fence(c, worker, &res->id, res->attempt, &j);
-    if (rc != JOBQ_OK) return rc;
+    if (rc != JOBQ_OK)
+        return rc;
     core_worker_t *w = j->u.lease->worker;
     s_q(c, j)->completed++;
     core_outcome_t o = {res->status, res->exit_code,  res->signal, res->duration_us,
@@ -628,9 +657,11 @@ int
 core_complete(core_t *c, uint64_t worker, const jobq_result_t *res, int64_t now_ms)
 {
     JOBQ_ASSERT(c);
-    if (!res) return JOBQ_EINVAL;
+    if (!res)
+        return JOBQ_EINVAL;
     int rc = s_result_args_ok(res);
-    if (rc) return rc;
+    if (rc)
+        return rc;
     core_now_(c, now_ms);
     return s_complete(c, worker, res);
 }
@@ -647,7 +678,8 @@ core_complete_batch(core_t *c, uint64_t worker, const jobq_result_t *res, size_t
     for (size_t i = 0; i < n; i++) {
         if (i + S_AHEAD < n && rcs[i + S_AHEAD] == JOBQ_OK)
             s_prefetch_id(c, &res[i + S_AHEAD].id); /* the job, and where its result goes */
-        if (rcs[i] == JOBQ_OK) rcs[i] = s_complete(c, worker, &res[i]);
+        if (rcs[i] == JOBQ_OK)
+            rcs[i] = s_complete(c, worker, &res[i]);
     }
 }
 
@@ -656,16 +688,19 @@ core_extend(core_t *c, uint64_t worker, const jobq_id_t *id, uint32_t attempt, u
             int64_t now_ms, int64_t *deadline_out)
 {
     JOBQ_ASSERT(c);
-    if (!id) return JOBQ_EINVAL;
+    if (!id)
+        return JOBQ_EINVAL;
     core_now_(c, now_ms);
     core_job_t *j;
     int rc = s_fence(c, worker, id, attempt, &j);
-    if (rc) return rc;
+    if (rc)
+        return rc;
     core_lease_t *l = j->u.lease;
     l->deadline_ms = s_after(c->now_ms, ttr_ms ? ttr_ms : j->ttr_ms);
     core_heap_update(&c->leases, l->heap_pos);
     l->worker->extended++;
-    if (deadline_out) *deadline_out = l->deadline_ms;
+    if (deadline_out)
+        *deadline_out = l->deadline_ms;
     return JOBQ_OK;
 }
 
@@ -674,11 +709,13 @@ core_release(core_t *c, uint64_t worker, const jobq_id_t *id, uint32_t attempt, 
              int64_t now_ms)
 {
     JOBQ_ASSERT(c);
-    if (!id || delay_ms > (uint64_t)CORE_DELAY_MAX_MS) return JOBQ_EINVAL;
+    if (!id || delay_ms > (uint64_t)CORE_DELAY_MAX_MS)
+        return JOBQ_EINVAL;
     core_now_(c, now_ms);
     core_job_t *j;
     int rc = s_fence(c, worker, id, attempt, &j);
-    if (rc) return rc;
+    if (rc)
+        return rc;
     j->u.lease->worker->released++;
     s_q(c, j)->released++;
     j->free_attempts++;
@@ -695,10 +732,12 @@ core_release_worker(core_t *c, uint64_t worker, int64_t now_ms, core_release_rea
 {
     static const char lost[] = "worker lost", died[] = "worker died";
     JOBQ_ASSERT(c);
-    if ((unsigned)reason > CORE_RELEASE_GRACEFUL) return JOBQ_EINVAL;
+    if ((unsigned)reason > CORE_RELEASE_GRACEFUL)
+        return JOBQ_EINVAL;
     core_now_(c, now_ms);
     core_worker_t *w = core_worker_find_(c, worker);
-    if (!w) return JOBQ_ENOTFOUND;
+    if (!w)
+        return JOBQ_ENOTFOUND;
     size_t n = 0;
     while (w->nheld) {
         core_job_t *j = w->held[w->nheld - 1]->job;
@@ -715,7 +754,8 @@ core_release_worker(core_t *c, uint64_t worker, int64_t now_ms, core_release_rea
         s_job_failed(c, j, &o, 0);
     }
     core_worker_free_(c, w);
-    if (nreleased) *nreleased = n;
+    if (nreleased)
+        *nreleased = n;
     return JOBQ_OK;
 }
 
@@ -726,11 +766,14 @@ core_next_deadline(const core_t *c)
 {
     int64_t next = CORE_FOREVER;
     const core_job_t *j = core_heap_top(&c->delays);
-    if (j && j->at_ms < next) next = j->at_ms;
+    if (j && j->at_ms < next)
+        next = j->at_ms;
     const core_lease_t *l = core_heap_top(&c->leases);
-    if (l && l->deadline_ms < next) next = l->deadline_ms;
+    if (l && l->deadline_ms < next)
+        next = l->deadline_ms;
     for (uint32_t i = 0; i < c->npaused; i++)
-        if (c->paused[i]->paused_until < next) next = c->paused[i]->paused_until;
+        if (c->paused[i]->paused_until < next)
+            next = c->paused[i]->paused_until;
     return next;
 }
 
@@ -766,18 +809,22 @@ core_kick(core_t *c, const char *queue, uint32_t queue_len, uint64_t n, int64_t 
           uint64_t *kicked)
 {
     JOBQ_ASSERT(c);
-    if (kicked) *kicked = 0;
-    if (!core_name_ok_(queue, queue_len)) return JOBQ_EINVAL;
+    if (kicked)
+        *kicked = 0;
+    if (!core_name_ok_(queue, queue_len))
+        return JOBQ_EINVAL;
     core_now_(c, now_ms);
     core_queue_t *q = core_queue_find_(c, queue, queue_len);
-    if (!q) return JOBQ_ENOTFOUND;
+    if (!q)
+        return JOBQ_ENOTFOUND;
     uint64_t k = 0;
     core_job_t *j;
     while (k < n && (j = core_fifo_front(&q->dead)) != NULL) {
         s_job_kick(c, j);
         k++;
     }
-    if (kicked) *kicked = k;
+    if (kicked)
+        *kicked = k;
     return JOBQ_OK;
 }
 
@@ -791,11 +838,14 @@ int
 core_kick_job(core_t *c, const jobq_id_t *id, int64_t now_ms)
 {
     JOBQ_ASSERT(c);
-    if (!id) return JOBQ_EINVAL;
+    if (!id)
+        return JOBQ_EINVAL;
     core_now_(c, now_ms);
     core_job_t *j = s_job_find(c, id);
-    if (!j) return JOBQ_ENOTFOUND;
-    if (j->state != JOBQ_STATE_DEAD) return JOBQ_ESTATE;
+    if (!j)
+        return JOBQ_ENOTFOUND;
+    if (j->state != JOBQ_STATE_DEAD)
+        return JOBQ_ESTATE;
     s_job_kick(c, j);
     return JOBQ_OK;
 }
@@ -807,11 +857,14 @@ core_bury(core_t *c, const jobq_id_t *id, jobq_status last_status, const char *e
     JOBQ_ASSERT(c);
     if (!id || (unsigned)last_status > JOBQ_STATUS_DEAD || (error_len && !error))
         return JOBQ_EINVAL;
-    if (error_len > JOBQ_ERROR_TEXT_MAX) return JOBQ_ETOOBIG;
+    if (error_len > JOBQ_ERROR_TEXT_MAX)
+        return JOBQ_ETOOBIG;
     core_now_(c, now_ms);
     core_job_t *j = s_job_find(c, id);
-    if (!j) return JOBQ_ENOTFOUND;
-    if (j->state != JOBQ_STATE_READY && j->state != JOBQ_STATE_DELAYED) return JOBQ_ESTATE;
+    if (!j)
+        return JOBQ_ENOTFOUND;
+    if (j->state != JOBQ_STATE_READY && j->state != JOBQ_STATE_DELAYED)
+        return JOBQ_ESTATE;
     core_outcome_t o = {.last_status = last_status, .error = error, .error_len = error_len};
     s_job_bury(c, j, &o);
     return JOBQ_OK;
@@ -821,16 +874,19 @@ int
 core_delete(core_t *c, const jobq_id_t *id, int64_t now_ms)
 {
     JOBQ_ASSERT(c);
-    if (!id) return JOBQ_EINVAL;
+    if (!id)
+        return JOBQ_EINVAL;
     core_now_(c, now_ms);
     core_job_t *j = s_job_find(c, id);
     if (j) {
-        if (j->state == JOBQ_STATE_RESERVED) return JOBQ_ESTATE;
+        if (j->state == JOBQ_STATE_RESERVED)
+            return JOBQ_ESTATE;
         s_job_delete(c, j);
         return JOBQ_OK;
     }
     core_result_t *r = core_tab_find(&c->results, core_id_hash_(c, id), core_id_eq_, id);
-    if (!r) return JOBQ_ENOTFOUND;
+    if (!r)
+        return JOBQ_ENOTFOUND;
     core_result_drop_(c, r);
     return JOBQ_OK;
 }
@@ -841,7 +897,8 @@ int
 core_pause(core_t *c, const char *queue, uint32_t queue_len, int64_t until_ms, int64_t now_ms)
 {
     JOBQ_ASSERT(c);
-    if (!core_name_ok_(queue, queue_len)) return JOBQ_EINVAL;
+    if (!core_name_ok_(queue, queue_len))
+        return JOBQ_EINVAL;
     int64_t now = core_now_(c, now_ms);
     core_queue_t *q = core_queue_get_(c, queue, queue_len);
     if (!q) {
@@ -868,10 +925,12 @@ int
 core_resume(core_t *c, const char *queue, uint32_t queue_len, int64_t now_ms)
 {
     JOBQ_ASSERT(c);
-    if (!core_name_ok_(queue, queue_len)) return JOBQ_EINVAL;
+    if (!core_name_ok_(queue, queue_len))
+        return JOBQ_EINVAL;
     core_now_(c, now_ms);
     core_queue_t *q = core_queue_find_(c, queue, queue_len);
-    if (!q) return JOBQ_ENOTFOUND;
+    if (!q)
+        return JOBQ_ENOTFOUND;
     core_unpause_(c, q);
     return JOBQ_OK;
 }

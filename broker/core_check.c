@@ -30,7 +30,8 @@ static const char *
 s_check_job(const core_t *c, const core_job_t *j)
 {
     const core_queue_t *q = c->queues[j->queue];
-    if (j->free_attempts > j->attempt || j->max_attempts < 1) return "job attempts out of range";
+    if (j->free_attempts > j->attempt || j->max_attempts < 1)
+        return "job attempts out of range";
     switch (j->state) {
     case JOBQ_STATE_DELAYED:
         if (j->pos >= c->delays.len || c->delays.items[j->pos] != j)
@@ -50,12 +51,14 @@ s_check_job(const core_t *c, const core_job_t *j)
         if (core_worker_find_(c, w->handle) != w || l->held_pos >= w->nheld ||
             w->held[l->held_pos] != l)
             return "RESERVED job's lease not on its worker";
-        if (j->attempt < 1) return "RESERVED job with attempt 0";
+        if (j->attempt < 1)
+            return "RESERVED job with attempt 0";
         break;
     }
     case JOBQ_STATE_DEAD: {
         const core_result_t *r = j->u.dead;
-        if (core_fifo_at(&q->dead, j->pos) != j) return "DEAD job not at its dead FIFO position";
+        if (core_fifo_at(&q->dead, j->pos) != j)
+            return "DEAD job not at its dead FIFO position";
         if (!(r->flags & CORE_RES_PINNED) ||
             core_tab_find(&c->results, core_id_hash_(c, &j->id), core_id_eq_, &j->id) != r)
             return "DEAD job without its pinned result";
@@ -81,8 +84,10 @@ s_check_queue(const core_t *c, uint32_t i, const s_tally_t *t)
     if (t->ready != q->nready || t->delayed != q->ndelayed || t->reserved != q->nreserved ||
         t->dead != q->ndead || t->bytes != q->bytes)
         return "queue counters differ from its jobs";
-    if (q->dead.live != q->ndead) return "dead FIFO length differs from the DEAD count";
-    if (!core_heap_valid(&q->levels)) return "priority levels out of heap order";
+    if (q->dead.live != q->ndead)
+        return "dead FIFO length differs from the DEAD count";
+    if (!core_heap_valid(&q->levels))
+        return "priority levels out of heap order";
     uint64_t ready = 0;
     for (uint32_t k = 0; k < q->levels.len; k++) {
         const core_level_t *l = q->levels.items[k];
@@ -91,7 +96,8 @@ s_check_queue(const core_t *c, uint32_t i, const s_tally_t *t)
             return "priority level misplaced, empty or not indexed";
         ready += l->fifo.live;
     }
-    if (ready != q->nready) return "level FIFOs hold a different number of READY jobs";
+    if (ready != q->nready)
+        return "level FIFOs hold a different number of READY jobs";
     if (q->paused_until != 0 && (q->paused_pos >= c->npaused || c->paused[q->paused_pos] != q))
         return "paused queue not on the paused list";
     return NULL;
@@ -101,10 +107,12 @@ static const char *
 s_check_workers(const core_t *c)
 {
     uint64_t held = 0;
-    if (c->wtab.count != c->nworkers) return "worker table and worker list differ";
+    if (c->wtab.count != c->nworkers)
+        return "worker table and worker list differ";
     for (uint32_t i = 0; i < c->nworkers; i++) {
         const core_worker_t *w = c->workers[i];
-        if (w->idx != i || core_worker_find_(c, w->handle) != w) return "worker misplaced";
+        if (w->idx != i || core_worker_find_(c, w->handle) != w)
+            return "worker misplaced";
         for (uint32_t k = 0; k < w->nheld; k++)
             if (w->held[k]->worker != w || w->held[k]->held_pos != k ||
                 w->held[k]->job->state != JOBQ_STATE_RESERVED)
@@ -115,7 +123,8 @@ s_check_workers(const core_t *c)
         return "lease heap and workers' leases differ";
     for (uint32_t i = 0; i < c->leases.len; i++) {
         const core_lease_t *l = c->leases.items[i];
-        if (l->heap_pos != i || l->job->u.lease != l) return "lease heap position wrong";
+        if (l->heap_pos != i || l->job->u.lease != l)
+            return "lease heap position wrong";
     }
     return NULL;
 }
@@ -127,7 +136,8 @@ s_check_results(const core_t *c, uint64_t *unique_results)
     const core_result_t *r;
     uint64_t pinned = 0, kept = 0, bytes = 0;
     while ((r = core_tab_next(&c->results, &cur)) != NULL) {
-        if (r->queue >= c->nqueues) return "result of an unknown queue";
+        if (r->queue >= c->nqueues)
+            return "result of an unknown queue";
         const core_job_t *j =
             core_tab_find(&c->jobs, core_id_hash_(c, &r->id), core_id_eq_, &r->id);
         if (r->flags & CORE_RES_PINNED) {
@@ -136,7 +146,8 @@ s_check_results(const core_t *c, uint64_t *unique_results)
             pinned++;
             continue;
         }
-        if (j) return "retained result of a live job";
+        if (j)
+            return "retained result of a live job";
         if (core_fifo_at(&c->kept, r->pos) != r)
             return "retained result not at its retention position";
         kept++;
@@ -154,7 +165,8 @@ s_check_results(const core_t *c, uint64_t *unique_results)
     uint32_t pos = c->kept.head;
     int64_t last = INT64_MIN;
     while ((r = core_fifo_next(&c->kept, &pos)) != NULL) {
-        if (r->kept_ms < last) return "retention FIFO out of time order";
+        if (r->kept_ms < last)
+            return "retention FIFO out of time order";
         last = r->kept_ms;
     }
     return NULL;

@@ -46,7 +46,8 @@ s_compact(core_fifo_t *f)
     uint32_t mask = f->cap - 1, w = f->head;
     for (uint32_t p = f->head; p != f->tail; p++) {
         void *e = f->slots[p & mask];
-        if (!e) continue;
+        if (!e)
+            continue;
         if (w != p) {
             f->slots[w & mask] = e;
             f->slots[p & mask] = NULL;
@@ -63,7 +64,8 @@ s_tidy(core_fifo_t *f)
 {
     if (f->live == 0) { /* keep a small ring: queues empty and refill all the time */
         f->head = f->tail;
-        if (f->cap > S_MIN_CAP) s_resize(f, S_MIN_CAP);
+        if (f->cap > S_MIN_CAP)
+            s_resize(f, S_MIN_CAP);
         return;
     }
     uint32_t mask = f->cap - 1;
@@ -72,9 +74,11 @@ s_tidy(core_fifo_t *f)
     while (!f->slots[(f->tail - 1) & mask])
         f->tail--;
     uint32_t span = f->tail - f->head;
-    if (span > 4u * f->live + 16u) s_compact(f);
+    if (span > 4u * f->live + 16u)
+        s_compact(f);
     span = f->tail - f->head;
-    if (f->cap > S_MIN_CAP && span <= f->cap / 4) s_resize(f, f->cap / 2);
+    if (f->cap > S_MIN_CAP && span <= f->cap / 4)
+        s_resize(f, f->cap / 2);
 }
 
 void
@@ -96,7 +100,8 @@ core_fifo_push(core_fifo_t *f, void *elem)
 void *
 core_fifo_pop(core_fifo_t *f)
 {
-    if (f->live == 0) return NULL;
+    if (f->live == 0)
+        return NULL;
     void *e = f->slots[f->head & (f->cap - 1)];
     core_fifo_remove(f, f->head);
     return e;
@@ -116,7 +121,8 @@ core_fifo_remove(core_fifo_t *f, uint32_t pos)
 void *
 core_fifo_at(const core_fifo_t *f, uint32_t pos)
 {
-    if (f->cap == 0 || pos - f->head >= f->tail - f->head) return NULL;
+    if (f->cap == 0 || pos - f->head >= f->tail - f->head)
+        return NULL;
     return f->slots[pos & (f->cap - 1)];
 }
 
@@ -125,7 +131,8 @@ core_fifo_next(const core_fifo_t *f, uint32_t *cursor)
 {
     while (f->cap && *cursor - f->head < f->tail - f->head) {
         void *e = f->slots[(*cursor)++ & (f->cap - 1)];
-        if (e) return e;
+        if (e)
+            return e;
     }
     return NULL;
 }

@@ -41,7 +41,8 @@ s_sift_up(core_heap_t *h, uint32_t i)
     void *e = h->items[i];
     while (i > 0) {
         uint32_t parent = (i - 1) / 2;
-        if (!h->less(e, h->items[parent])) break;
+        if (!h->less(e, h->items[parent]))
+            break;
         s_set(h, i, h->items[parent]);
         i = parent;
     }
@@ -55,9 +56,12 @@ s_sift_down(core_heap_t *h, uint32_t i)
     void *e = h->items[i];
     for (;;) {
         uint32_t c = 2 * i + 1;
-        if (c >= h->len) break;
-        if (c + 1 < h->len && h->less(h->items[c + 1], h->items[c])) c++;
-        if (!h->less(h->items[c], e)) break;
+        if (c >= h->len)
+            break;
+        if (c + 1 < h->len && h->less(h->items[c + 1], h->items[c]))
+            c++;
+        if (!h->less(h->items[c], e))
+            break;
         s_set(h, i, h->items[c]);
         i = c;
     }
@@ -102,7 +106,8 @@ core_heap_remove(core_heap_t *h, uint32_t pos)
 void *
 core_heap_pop(core_heap_t *h)
 {
-    if (h->len == 0) return NULL;
+    if (h->len == 0)
+        return NULL;
     void *top = h->items[0];
     core_heap_remove(h, 0);
     return top;
@@ -112,13 +117,15 @@ void
 core_heap_update(core_heap_t *h, uint32_t pos)
 {
     JOBQ_ASSERT(pos < h->len);
-    if (s_sift_up(h, pos) == pos) s_sift_down(h, pos);
+    if (s_sift_up(h, pos) == pos)
+        s_sift_down(h, pos);
 }
 
 int
 core_heap_valid(const core_heap_t *h)
 {
     for (uint32_t i = 1; i < h->len; i++)
-        if (h->less(h->items[i], h->items[(i - 1) / 2])) return 0;
+        if (h->less(h->items[i], h->items[(i - 1) / 2]))
+            return 0;
     return 1;
 }

@@ -239,7 +239,8 @@ core_emit_(core_t *c, core_event_type type, const core_queue_t *q, const jobq_id
     core_event_t *ev = &c->events[c->nevents++];
     memset(ev, 0, sizeof *ev);
     ev->type = type;
-    if (id) ev->id = *id;
+    if (id)
+        ev->id = *id;
     ev->submitter = submitter;
     ev->queue = q->name;
     ev->queue_len = q->name_len;
@@ -259,7 +260,8 @@ core_queue_t *
 core_queue_get_(core_t *c, const char *name, uint32_t len)
 {
     core_queue_t *q = core_queue_find_(c, name, len);
-    if (q || c->nqueues >= c->cfg.max_queues) return q;
+    if (q || c->nqueues >= c->cfg.max_queues)
+        return q;
     q = jobq_calloc(1, sizeof *q);
     q->idx = (uint16_t)c->nqueues;
     q->name_len = (uint8_t)len;
@@ -283,7 +285,8 @@ core_level_t *
 core_level_get_(core_t *c, core_queue_t *q, uint32_t priority)
 {
     core_level_t *l = q->last;
-    if (l && l->priority == priority) return l;
+    if (l && l->priority == priority)
+        return l;
     l = core_level_find_(c, q->idx, priority);
     if (!l) {
         l = q->spare;
@@ -305,10 +308,12 @@ core_level_get_(core_t *c, core_queue_t *q, uint32_t priority)
 void
 core_level_retire_(core_t *c, core_queue_t *q, core_level_t *l)
 {
-    if (l->fifo.live) return;
+    if (l->fifo.live)
+        return;
     core_heap_remove(&q->levels, l->heap_pos);
     core_tab_remove(&c->levels, s_level_key_hash(c, q->idx, l->priority), l);
-    if (q->last == l) q->last = NULL;
+    if (q->last == l)
+        q->last = NULL;
     if (!q->spare) {
         q->spare = l;
     } else {
@@ -320,12 +325,14 @@ core_level_retire_(core_t *c, core_queue_t *q, core_level_t *l)
 void
 core_unpause_(core_t *c, core_queue_t *q)
 {
-    if (q->paused_until == 0) return;
+    if (q->paused_until == 0)
+        return;
     core_queue_t *last = c->paused[--c->npaused];
     c->paused[q->paused_pos] = last;
     last->paused_pos = q->paused_pos;
     q->paused_until = 0;
-    if (q->nready) core_emit_(c, CORE_EV_READY, q, NULL, 0);
+    if (q->nready)
+        core_emit_(c, CORE_EV_READY, q, NULL, 0);
 }
 
 /* ---- workers -------------------------------------------------------------- */
@@ -340,7 +347,8 @@ core_worker_t *
 core_worker_get_(core_t *c, uint64_t handle)
 {
     core_worker_t *w = core_worker_find_(c, handle);
-    if (w) return w;
+    if (w)
+        return w;
     w = jobq_calloc(1, sizeof *w);
     w->handle = handle;
     if (c->nworkers == c->capworkers) {
@@ -407,9 +415,12 @@ core_result_new_(core_t *c, const core_job_t *j, jobq_status status, const core_
     r->unique_len = (uint8_t)j->unique_len;
     r->status = (uint8_t)status;
     r->last_status = (uint8_t)o->last_status;
-    if (out_len) memcpy(r->data, o->output, out_len);
-    if (o->error_len) memcpy(r->data + out_len, o->error, o->error_len);
-    if (j->unique_len) memcpy(r->data + out_len + o->error_len, core_job_unique_(j), j->unique_len);
+    if (out_len)
+        memcpy(r->data, o->output, out_len);
+    if (o->error_len)
+        memcpy(r->data + out_len, o->error, o->error_len);
+    if (j->unique_len)
+        memcpy(r->data + out_len + o->error_len, core_job_unique_(j), j->unique_len);
     core_tab_insert(&c->results, core_id_hash_(c, &r->id), r);
     return r;
 }
@@ -453,9 +464,11 @@ s_results_prune(core_t *c)
             c->now_ms - r->kept_ms < c->cfg.result_age_ms)
             break;
         const core_result_t *ahead = core_fifo_at(&c->kept, c->kept.head + 8);
-        if (ahead) __builtin_prefetch(ahead);
+        if (ahead)
+            __builtin_prefetch(ahead);
         ahead = core_fifo_at(&c->kept, c->kept.head + 4);
-        if (ahead) core_tab_prefetch(&c->results, core_id_hash_(c, &ahead->id));
+        if (ahead)
+            core_tab_prefetch(&c->results, core_id_hash_(c, &ahead->id));
         core_result_drop_(c, r);
     }
 }
@@ -465,7 +478,8 @@ s_results_prune(core_t *c)
 int64_t
 core_now_(core_t *c, int64_t now_ms)
 {
-    if (now_ms > c->now_ms) c->now_ms = now_ms;
+    if (now_ms > c->now_ms)
+        c->now_ms = now_ms;
     s_results_prune(c);
     return c->now_ms;
 }
@@ -505,7 +519,8 @@ core_new(const core_config_t *cfg)
         core_config_init(&def);
         cfg = &def;
     }
-    if (!s_config_ok(cfg)) return NULL;
+    if (!s_config_ok(cfg))
+        return NULL;
     core_t *c = jobq_calloc(1, sizeof *c);
     c->cfg = *cfg;
     c->seed = cfg->seed;
@@ -536,11 +551,13 @@ core_destroy(core_t **self_p)
 {
     JOBQ_ASSERT(self_p);
     core_t *c = *self_p;
-    if (!c) return;
+    if (!c)
+        return;
     uint32_t cur = 0;
     core_job_t *j;
     while ((j = core_tab_next(&c->jobs, &cur)) != NULL) {
-        if (j->state == JOBQ_STATE_RESERVED) jobq_free(j->u.lease);
+        if (j->state == JOBQ_STATE_RESERVED)
+            jobq_free(j->u.lease);
         jobq_free(j);
     }
     cur = 0;
@@ -555,7 +572,8 @@ core_destroy(core_t **self_p)
     }
     for (uint32_t i = 0; i < c->nqueues; i++) {
         core_queue_t *q = c->queues[i];
-        if (q->spare) core_fifo_fini(&q->spare->fifo);
+        if (q->spare)
+            core_fifo_fini(&q->spare->fifo);
         jobq_free(q->spare);
         core_heap_fini(&q->levels);
         core_fifo_fini(&q->dead);

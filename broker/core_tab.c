@@ -61,7 +61,8 @@ s_place(core_tab_t *t, uint64_t hash, uint64_t entry)
             d = s_dist(s);
         }
         i = (i + 1) & mask;
-        if (++d > S_DIST_MAX) return entry;
+        if (++d > S_DIST_MAX)
+            return entry;
     }
 }
 
@@ -76,7 +77,8 @@ s_slots_new(uint32_t cap)
         uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
         uintptr_t lo = ((uintptr_t)slots + page - 1) & ~(page - 1);
         uintptr_t hi = ((uintptr_t)slots + bytes) & ~(page - 1);
-        if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+        if (hi > lo)
+            (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
     }
 #endif
     return slots;
@@ -95,12 +97,15 @@ s_rehash(core_tab_t *t, uint32_t cap)
         t->cap = cap;
         uint32_t i = 0;
         for (; i < oldcap; i++) {
-            if (!old[i]) continue;
+            if (!old[i])
+                continue;
             void *p = s_ptr(old[i]);
             uint64_t h = t->hash(p, t->ctx);
-            if (s_place(t, h, (uint64_t)(uintptr_t)p | s_fp(h)) != 0) break;
+            if (s_place(t, h, (uint64_t)(uintptr_t)p | s_fp(h)) != 0)
+                break;
         }
-        if (i == oldcap) break;
+        if (i == oldcap)
+            break;
         /* A probe run over 255 slots at a low load means colliding hashes (a
          * broken hash function), not bad luck: stop instead of doubling forever. */
         JOBQ_ASSERT((uint64_t)t->count * 16 >= cap);
@@ -130,13 +135,16 @@ core_tab_fini(core_tab_t *t)
 void *
 core_tab_find(const core_tab_t *t, uint64_t hash, core_tab_eq_fn eq, const void *key)
 {
-    if (t->count == 0) return NULL;
+    if (t->count == 0)
+        return NULL;
     uint32_t mask = t->cap - 1, i = (uint32_t)hash & mask, d = 0;
     uint64_t fp = s_fp(hash);
     for (;; i = (i + 1) & mask, d++) {
         uint64_t s = t->slots[i];
-        if (s == 0 || s_dist(s) < d) return NULL;
-        if ((s & (UINT64_C(0xff) << S_FP_SHIFT)) == fp && eq(s_ptr(s), key)) return s_ptr(s);
+        if (s == 0 || s_dist(s) < d)
+            return NULL;
+        if ((s & (UINT64_C(0xff) << S_FP_SHIFT)) == fp && eq(s_ptr(s), key))
+            return s_ptr(s);
     }
 }
 
@@ -162,12 +170,15 @@ core_tab_insert(core_tab_t *t, uint64_t hash, void *elem)
 static int64_t
 s_slot_of(const core_tab_t *t, uint64_t hash, const void *elem)
 {
-    if (t->count == 0) return -1;
+    if (t->count == 0)
+        return -1;
     uint32_t mask = t->cap - 1, i = (uint32_t)hash & mask, d = 0;
     for (;; i = (i + 1) & mask, d++) {
         uint64_t s = t->slots[i];
-        if (s == 0 || s_dist(s) < d) return -1;
-        if (s_ptr(s) == elem) return i;
+        if (s == 0 || s_dist(s) < d)
+            return -1;
+        if (s_ptr(s) == elem)
+            return i;
     }
 }
 
@@ -175,7 +186,8 @@ int
 core_tab_remove(core_tab_t *t, uint64_t hash, const void *elem)
 {
     int64_t at = s_slot_of(t, hash, elem);
-    if (at < 0) return -1;
+    if (at < 0)
+        return -1;
     uint32_t mask = t->cap - 1, i = (uint32_t)at;
     for (;;) { /* backward shift: pull the rest of the run one slot closer to home */
         uint32_t j = (i + 1) & mask;
@@ -202,7 +214,8 @@ core_tab_replace(core_tab_t *t, uint64_t hash, const void *old, void *elem)
     uintptr_t p = (uintptr_t)elem;
     JOBQ_ASSERT(p != 0 && (p & ~(uintptr_t)S_PTR_MASK) == 0);
     int64_t at = s_slot_of(t, hash, old);
-    if (at < 0) return -1;
+    if (at < 0)
+        return -1;
     t->slots[at] = (t->slots[at] & ~S_PTR_MASK) | p;
     return 0;
 }
@@ -212,7 +225,8 @@ core_tab_next(const core_tab_t *t, uint32_t *cursor)
 {
     while (*cursor < t->cap) {
         uint64_t s = t->slots[(*cursor)++];
-        if (s) return s_ptr(s);
+        if (s)
+            return s_ptr(s);
     }
     return NULL;
 }
@@ -223,14 +237,19 @@ core_tab_valid(const core_tab_t *t)
     uint32_t n = 0, mask = t->cap - 1;
     for (uint32_t i = 0; i < t->cap; i++) {
         uint64_t s = t->slots[i];
-        if (!s) continue;
+        if (!s)
+            continue;
         n++;
         uint64_t h = t->hash(s_ptr(s), t->ctx);
-        if ((((uint32_t)h + s_dist(s)) & mask) != i) return 0;
-        if ((s & (UINT64_C(0xff) << S_FP_SHIFT)) != s_fp(h)) return 0;
+        if ((((uint32_t)h + s_dist(s)) & mask) != i)
+            return 0;
+        if ((s & (UINT64_C(0xff) << S_FP_SHIFT)) != s_fp(h))
+            return 0;
         uint64_t next = t->slots[(i + 1) & mask];
-        if (next && s_dist(next) > s_dist(s) + 1) return 0;
+        if (next && s_dist(next) > s_dist(s) + 1)
+            return 0;
     }
-    if (n != t->count) return 0;
+    if (n != t->count)
+        return 0;
     return t->cap == 0 || (uint64_t)t->count * 4 <= (uint64_t)t->cap * 3;
 }

@@ -70,7 +70,8 @@ void *core_tab_next(const core_tab_t *t, uint32_t *cursor);
 static inline void
 core_tab_prefetch(const core_tab_t *t, uint64_t hash)
 {
-    if (t->cap) __builtin_prefetch(&t->slots[(uint32_t)hash & (t->cap - 1)]);
+    if (t->cap)
+        __builtin_prefetch(&t->slots[(uint32_t)hash & (t->cap - 1)]);
 }
 
 /* Returns 1 if every element sits where its hash and distance say and the

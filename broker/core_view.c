@@ -109,7 +109,8 @@ core_result(const core_t *c, const jobq_id_t *id, core_result_view_t *view)
 {
     JOBQ_ASSERT(c && view);
     const core_result_t *r = id ? s_result_find(c, id) : NULL;
-    if (!r) return JOBQ_ENOTFOUND;
+    if (!r)
+        return JOBQ_ENOTFOUND;
     s_view_result(c, r, view);
     return JOBQ_OK;
 }
@@ -119,7 +120,8 @@ core_take_result(core_t *c, const jobq_id_t *id, core_result_view_t *view)
 {
     JOBQ_ASSERT(c && view);
     core_result_t *r = id ? s_result_find(c, id) : NULL;
-    if (!r) return JOBQ_ENOTFOUND;
+    if (!r)
+        return JOBQ_ENOTFOUND;
     s_view_result(c, r, view);
     r->flags |= CORE_RES_DELIVERED;
     return JOBQ_OK;
@@ -129,14 +131,16 @@ int
 core_peek(const core_t *c, const jobq_id_t *id, core_job_view_t *view)
 {
     JOBQ_ASSERT(c && view);
-    if (!id) return JOBQ_EINVAL;
+    if (!id)
+        return JOBQ_EINVAL;
     const core_job_t *j = core_tab_find(&c->jobs, core_id_hash_(c, id), core_id_eq_, id);
     if (j) {
         core_view_job_(c, j, view);
         return JOBQ_OK;
     }
     const core_result_t *r = s_result_find(c, id);
-    if (!r) return JOBQ_ENOTFOUND;
+    if (!r)
+        return JOBQ_ENOTFOUND;
     s_view_finished(c, r, view);
     return JOBQ_OK;
 }
@@ -153,7 +157,8 @@ static size_t
 s_list_ready(const core_t *c, const core_queue_t *q, size_t max, core_job_view_t *out)
 {
     size_t n = 0, nl = q->levels.len;
-    if (nl == 0) return 0;
+    if (nl == 0)
+        return 0;
     core_level_t **ls = jobq_malloc(nl * sizeof *ls);
     memcpy(ls, q->levels.items, nl * sizeof *ls);
     qsort(ls, nl, sizeof *ls, s_level_cmp);
@@ -173,11 +178,13 @@ core_list(const core_t *c, const char *queue, uint32_t queue_len, jobq_job_state
 {
     JOBQ_ASSERT(c && nout);
     *nout = 0;
-    if (!core_name_ok_(queue, queue_len) || (max && !out)) return JOBQ_EINVAL;
+    if (!core_name_ok_(queue, queue_len) || (max && !out))
+        return JOBQ_EINVAL;
     if (state != JOBQ_STATE_READY && state != JOBQ_STATE_DELAYED && state != JOBQ_STATE_DEAD)
         return JOBQ_EINVAL;
     const core_queue_t *q = core_queue_find_(c, queue, queue_len);
-    if (!q) return JOBQ_OK;
+    if (!q)
+        return JOBQ_OK;
     size_t n = 0;
     if (state == JOBQ_STATE_READY) {
         n = s_list_ready(c, q, max, out);
@@ -189,7 +196,8 @@ core_list(const core_t *c, const char *queue, uint32_t queue_len, jobq_job_state
     } else {
         for (uint32_t i = 0; i < c->delays.len && n < max; i++) {
             const core_job_t *j = c->delays.items[i];
-            if (j->queue == q->idx) core_view_job_(c, j, &out[n++]);
+            if (j->queue == q->idx)
+                core_view_job_(c, j, &out[n++]);
         }
     }
     *nout = n;
@@ -201,9 +209,11 @@ core_queue_unfinished(const core_t *c, const char *queue, uint32_t queue_len, ui
 {
     JOBQ_ASSERT(c && count);
     *count = 0;
-    if (!core_name_ok_(queue, queue_len)) return JOBQ_EINVAL;
+    if (!core_name_ok_(queue, queue_len))
+        return JOBQ_EINVAL;
     const core_queue_t *q = core_queue_find_(c, queue, queue_len);
-    if (q) *count = q->nready + q->ndelayed + q->nreserved;
+    if (q)
+        *count = q->nready + q->ndelayed + q->nreserved;
     return JOBQ_OK;
 }
 
@@ -211,9 +221,11 @@ int
 core_event_next(core_t *c, core_event_t *ev)
 {
     JOBQ_ASSERT(c && ev);
-    if (c->evhead == c->nevents) return 0;
+    if (c->evhead == c->nevents)
+        return 0;
     *ev = c->events[c->evhead++];
-    if (c->evhead == c->nevents) c->evhead = c->nevents = 0;
+    if (c->evhead == c->nevents)
+        c->evhead = c->nevents = 0;
     return 1;
 }
 
@@ -248,9 +260,11 @@ int
 core_queue_stats(const core_t *c, const char *queue, uint32_t queue_len, core_queue_stats_t *st)
 {
     JOBQ_ASSERT(c && st);
-    if (!core_name_ok_(queue, queue_len)) return JOBQ_EINVAL;
+    if (!core_name_ok_(queue, queue_len))
+        return JOBQ_EINVAL;
     const core_queue_t *q = core_queue_find_(c, queue, queue_len);
-    if (!q) return JOBQ_ENOTFOUND;
+    if (!q)
+        return JOBQ_ENOTFOUND;
     s_queue_stats(c, q, st);
     return JOBQ_OK;
 }
@@ -265,7 +279,8 @@ int
 core_queue_stats_at(const core_t *c, uint32_t i, core_queue_stats_t *st)
 {
     JOBQ_ASSERT(c && st);
-    if (i >= c->nqueues) return JOBQ_ENOTFOUND;
+    if (i >= c->nqueues)
+        return JOBQ_ENOTFOUND;
     s_queue_stats(c, c->queues[i], st);
     return JOBQ_OK;
 }
@@ -290,7 +305,8 @@ core_worker_stats(const core_t *c, uint64_t worker, core_worker_stats_t *st)
 {
     JOBQ_ASSERT(c && st);
     const core_worker_t *w = core_worker_find_(c, worker);
-    if (!w) return JOBQ_ENOTFOUND;
+    if (!w)
+        return JOBQ_ENOTFOUND;
     s_worker_stats(w, st);
     return JOBQ_OK;
 }
@@ -305,7 +321,8 @@ int
 core_worker_stats_at(const core_t *c, uint32_t i, core_worker_stats_t *st)
 {
     JOBQ_ASSERT(c && st);
-    if (i >= c->nworkers) return JOBQ_ENOTFOUND;
+    if (i >= c->nworkers)
+        return JOBQ_ENOTFOUND;
     s_worker_stats(c->workers[i], st);
     return JOBQ_OK;
 }

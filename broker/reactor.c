@@ -56,7 +56,8 @@ broker_default_url(char *buf, size_t len)
         n = snprintf(buf, len, "ipc://%s/jobq/broker.sock", xdg);
     else
         n = snprintf(buf, len, "ipc:///tmp/jobq-%u/broker.sock", (unsigned)getuid());
-    if (n < 0 || (size_t)n >= len || (size_t)n - 6 > JOBQ_URL_IPC_PATH_MAX) return JOBQ_ETOOBIG;
+    if (n < 0 || (size_t)n >= len || (size_t)n - 6 > JOBQ_URL_IPC_PATH_MAX)
+        return JOBQ_ETOOBIG;
     return JOBQ_OK;
 }
 
@@ -79,16 +80,19 @@ broker_prepare_ipc_dir(const char *url, char *why, size_t why_len)
     char uwhy[256];
     if (jobq_url_parse(url, &u, uwhy, sizeof uwhy) != JOBQ_OK)
         return s_why(JOBQ_EURL, why, why_len, "%s", uwhy);
-    if (u.scheme != JOBQ_URL_IPC) return JOBQ_OK;
+    if (u.scheme != JOBQ_URL_IPC)
+        return JOBQ_OK;
     char dir[JOBQ_URL_IPC_PATH_MAX + 1];
     snprintf(dir, sizeof dir, "%s", u.path);
     char *slash = strrchr(dir, '/');
-    if (!slash || slash == dir) return JOBQ_OK;
+    if (!slash || slash == dir)
+        return JOBQ_OK;
     *slash = '\0';
     if (mkdir(dir, 0700) != 0 && errno != EEXIST)
         return s_why(JOBQ_ESYS, why, why_len, "cannot create %s: %s", dir, strerror(errno));
     struct stat st;
-    if (lstat(dir, &st) != 0) return s_why(JOBQ_ESYS, why, why_len, "%s: %s", dir, strerror(errno));
+    if (lstat(dir, &st) != 0)
+        return s_why(JOBQ_ESYS, why, why_len, "%s: %s", dir, strerror(errno));
     if (!S_ISDIR(st.st_mode))
         return s_why(JOBQ_EFORBIDDEN, why, why_len, "%s is not a directory", dir);
     if (st.st_uid != getuid() || (st.st_mode & 022))
@@ -102,9 +106,12 @@ static int
 s_loopback(const char *host)
 {
     unsigned char a[16];
-    if (strcmp(host, "localhost") == 0 || strcmp(host, "lo") == 0) return 1;
-    if (inet_pton(AF_INET, host, a) == 1) return a[0] == 127;
-    if (inet_pton(AF_INET6, host, a) == 1) return memcmp(a, in6addr_loopback.s6_addr, 16) == 0;
+    if (strcmp(host, "localhost") == 0 || strcmp(host, "lo") == 0)
+        return 1;
+    if (inet_pton(AF_INET, host, a) == 1)
+        return a[0] == 127;
+    if (inet_pton(AF_INET6, host, a) == 1)
+        return memcmp(a, in6addr_loopback.s6_addr, 16) == 0;
     return 0;
 }
 
@@ -113,10 +120,12 @@ static int
 s_ipc_in_use(const char *path)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof sa.sun_path) return 0;
+    if (strlen(path) >= sizeof sa.sun_path)
+        return 0;
     strcpy(sa.sun_path, path);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return 0;
+    if (fd < 0)
+        return 0;
     int busy = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
     close(fd);
     return busy;
@@ -150,7 +159,8 @@ s_bind(reactor_t *r, const char *url, char *why, size_t why_len)
     if (u.scheme == JOBQ_URL_IPC && s_ipc_in_use(u.path))
         return s_why(JOBQ_EBUSY, why, why_len, "%s: another process is listening there", url);
     void *s = zmq_socket(r->ctx, ZMQ_ROUTER);
-    if (!s) return s_why(JOBQ_ESYS, why, why_len, "zmq_socket: %s", zmq_strerror(errno));
+    if (!s)
+        return s_why(JOBQ_ESYS, why, why_len, "zmq_socket: %s", zmq_strerror(errno));
     int64_t maxmsg = (int64_t)r->opts.max_frame;
     zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     s_setopt_int(s, ZMQ_ROUTER_MANDATORY, 1);
@@ -199,7 +209,8 @@ reactor_new(const reactor_opts_t *opts, reactor_t **out, char *why, size_t why_l
 {
     *out = NULL;
     int rc = s_check_opts(opts, why, why_len);
-    if (rc) return rc;
+    if (rc)
+        return rc;
     reactor_t *r = jobq_calloc(1, sizeof *r);
     r->opts = *opts;
     r->core = core_new(&opts->core);
@@ -240,13 +251,16 @@ reactor_new(const reactor_opts_t *opts, reactor_t **out, char *why, size_t why_l
 void
 reactor_destroy(reactor_t **self_p)
 {
-    if (!self_p || !*self_p) return;
+    if (!self_p || !*self_p)
+        return;
     reactor_t *r = *self_p;
     for (size_t i = 0; i < r->nsocks; i++)
         zmq_close(r->socks[i]);
-    if (r->ctx) zmq_ctx_term(r->ctx);
+    if (r->ctx)
+        zmq_ctx_term(r->ctx);
     for (size_t i = 0; i < r->nsocks; i++) { /* libzmq may leave the socket file behind */
-        if (strncmp(r->endpoints[i], "ipc://", 6) == 0) unlink(r->endpoints[i] + 6);
+        if (strncmp(r->endpoints[i], "ipc://", 6) == 0)
+            unlink(r->endpoints[i] + 6);
         jobq_free(r->endpoints[i]);
     }
     rx_waits_fini(&r->waits);
@@ -336,14 +350,16 @@ rx_send_buf(reactor_t *r, rx_peer_t *p, const void *buf, size_t len)
 int
 rx_send(reactor_t *r, rx_peer_t *p, wire_msg_t *m)
 {
-    if (s_encode(r, m) != 0) return -1;
+    if (s_encode(r, m) != 0)
+        return -1;
     return rx_send_buf(r, p, r->obuf.data, r->obuf.len);
 }
 
 int
 rx_send_raw(reactor_t *r, uint32_t sock, const void *rid, size_t rid_len, wire_msg_t *m)
 {
-    if (s_encode(r, m) != 0) return -1;
+    if (s_encode(r, m) != 0)
+        return -1;
     return s_send_frames(r, sock, rid, rid_len, r->obuf.data, r->obuf.len);
 }
 
@@ -361,7 +377,8 @@ rx_error(reactor_t *r, rx_peer_t *p, int has_req, uint64_t req, int code, const 
     m.req = req;
     m.code = (uint32_t)code;
     m.msg = (wire_str_t){text, (uint32_t)strlen(text)};
-    if (rx_send(r, p, &m) != 0) r->cnt.replies_dropped++;
+    if (rx_send(r, p, &m) != 0)
+        r->cnt.replies_dropped++;
 }
 
 static void
@@ -371,7 +388,8 @@ s_disconnect(reactor_t *r, rx_peer_t *p, const char *msg)
     wire_msg_init(&m, WIRE_DISCONNECT);
     m.fields = WIRE_F_MSG;
     m.msg = (wire_str_t){msg, (uint32_t)strlen(msg)};
-    if (rx_send(r, p, &m) != 0) r->cnt.replies_dropped++;
+    if (rx_send(r, p, &m) != 0)
+        r->cnt.replies_dropped++;
 }
 
 /* ---- peers --------------------------------------------------------------- */
@@ -379,7 +397,8 @@ s_disconnect(reactor_t *r, rx_peer_t *p, const char *msg)
 void
 rx_peer_forget(reactor_t *r, rx_peer_t *p, core_release_reason reason, const char *msg)
 {
-    if (msg) s_disconnect(r, p, msg);
+    if (msg)
+        s_disconnect(r, p, msg);
     if (p->role == WIRE_ROLE_WORKER) {
         size_t n = 0;
         if (core_release_worker(r->core, p->handle, r->now_ms, reason, &n) == JOBQ_OK && n)
@@ -394,7 +413,8 @@ int
 rx_protocol_error(reactor_t *r, rx_peer_t *p, rx_err_kind kind)
 {
     r->cnt.errors[kind]++;
-    if (!p || ++p->errors < RX_MAX_ERRORS) return 0;
+    if (!p || ++p->errors < RX_MAX_ERRORS)
+        return 0;
     r->cnt.peers_dropped++;
     LOG_NOTICE("dropping peer %s after %u protocol errors", p->name, p->errors);
     rx_peer_forget(r, p, CORE_RELEASE_LOST, "too many protocol errors");
@@ -408,11 +428,13 @@ s_heartbeats(reactor_t *r)
     int64_t now = r->now_ms, next = CORE_FOREVER;
     for (uint32_t i = 0; i < r->peers.cap; i++) {
         rx_peer_t *p = r->peers.slots[i];
-        if (!p || p->gone) continue;
+        if (!p || p->gone)
+            continue;
         int64_t dead_at = p->last_recv_ms + (int64_t)p->hb_ms * r->opts.liveness;
         if (now >= dead_at) {
             r->cnt.peers_expired++;
-            if (p->role == WIRE_ROLE_WORKER) r->cnt.workers_lost++;
+            if (p->role == WIRE_ROLE_WORKER)
+                r->cnt.workers_lost++;
             LOG_INFO("peer %s silent for %" PRId64 " ms: dropped", p->name, now - p->last_recv_ms);
             rx_peer_forget(r, p, CORE_RELEASE_LOST, "heartbeat lost: reconnect");
             continue;
@@ -420,7 +442,8 @@ s_heartbeats(reactor_t *r)
         if (now >= p->last_send_ms + p->hb_ms) {
             wire_msg_t m;
             wire_msg_init(&m, WIRE_HEARTBEAT);
-            if (rx_send(r, p, &m) != 0) p->last_send_ms = now; /* retry next interval */
+            if (rx_send(r, p, &m) != 0)
+                p->last_send_ms = now; /* retry next interval */
         }
         int64_t hb_at = p->last_send_ms + p->hb_ms;
         next = dead_at < next ? dead_at : next;
@@ -438,9 +461,11 @@ rx_drain_events(reactor_t *r)
     while (core_event_next(r->core, &ev)) {
         switch (ev.type) {
         case CORE_EV_RESULT: {
-            if (rx_waits_on_result(r, &ev.id, ev.submitter)) break;
+            if (rx_waits_on_result(r, &ev.id, ev.submitter))
+                break;
             rx_peer_t *p = rx_peers_by_handle(&r->peers, ev.submitter);
-            if (p && p->role == WIRE_ROLE_PRODUCER && !p->no_push) rx_push_add(r, p, &ev.id);
+            if (p && p->role == WIRE_ROLE_PRODUCER && !p->no_push)
+                rx_push_add(r, p, &ev.id);
             break;
         }
         case CORE_EV_JOIN:
@@ -457,14 +482,16 @@ void
 rx_refresh_queues(reactor_t *r)
 {
     uint32_t n = core_queue_count(r->core);
-    if (n == r->nallq) return;
+    if (n == r->nallq)
+        return;
     if (n > r->capallq) {
         r->capallq = n * 2;
         r->allq = jobq_realloc(r->allq, r->capallq * sizeof *r->allq);
     }
     for (uint32_t i = r->nallq; i < n; i++) {
         core_queue_stats_t st;
-        if (core_queue_stats_at(r->core, i, &st) != JOBQ_OK) break;
+        if (core_queue_stats_at(r->core, i, &st) != JOBQ_OK)
+            break;
         r->allq[r->nallq++] = (core_name_t){st.name, st.name_len};
     }
 }
@@ -560,7 +587,8 @@ s_read_socket(reactor_t *r, uint32_t i)
             s_on_message(r, i, &id, &body);
         } else {
             rx_peer_t *p = rx_peers_find(&r->peers, i, zmq_msg_data(&id), zmq_msg_size(&id));
-            if (p) p->last_recv_ms = r->now_ms;
+            if (p)
+                p->last_recv_ms = r->now_ms;
             rx_protocol_error(r, p, RX_ERR_ENVELOPE);
         }
         zmq_msg_close(&body);
@@ -590,7 +618,8 @@ s_on_stop_fd(reactor_t *r)
     char buf[64];
     ssize_t n = read(r->opts.stop_fd, buf, sizeof buf);
     if (n <= 0) {
-        if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            return;
         r->opts.stop_fd = -1; /* closed: stop once, poll it no more */
         n = 1;
     }
@@ -602,12 +631,14 @@ s_on_stop_fd(reactor_t *r)
 static void
 s_drain_progress(reactor_t *r)
 {
-    if (r->stopping != 1) return;
+    if (r->stopping != 1)
+        return;
     core_stats_t st;
     core_stats(r->core, &st);
     if (st.reserved == 0 || r->peers.by_role[WIRE_ROLE_WORKER] == 0 ||
         r->now_ms >= r->drain_deadline_ms) {
-        if (st.reserved) LOG_NOTICE("stopping with %" PRIu64 " jobs still leased", st.reserved);
+        if (st.reserved)
+            LOG_NOTICE("stopping with %" PRIu64 " jobs still leased", st.reserved);
         r->stopping = 2;
     }
 }
@@ -616,10 +647,13 @@ static void
 s_timers(reactor_t *r)
 {
     int64_t now = r->now_ms;
-    if (now >= r->core_due_ms) r->work_maybe = 1;
+    if (now >= r->core_due_ms)
+        r->work_maybe = 1;
     r->core_due_ms = core_tick(r->core, now);
-    if (now >= r->hb_due_ms) s_heartbeats(r);
-    if (now >= r->wait_due_ms) r->wait_due_ms = rx_waits_expire(r);
+    if (now >= r->hb_due_ms)
+        s_heartbeats(r);
+    if (now >= r->wait_due_ms)
+        r->wait_due_ms = rx_waits_expire(r);
     if (now >= r->blocked_due_ms) {
         r->blocked_due_ms = CORE_FOREVER;
         r->work_maybe = 1;
@@ -630,13 +664,15 @@ s_timers(reactor_t *r)
 static int
 s_poll_timeout(const reactor_t *r, int more)
 {
-    if (more) return 0;
+    if (more)
+        return 0;
     int64_t due = r->core_due_ms;
     const int64_t others[] = {r->hb_due_ms, r->wait_due_ms, r->blocked_due_ms,
                               r->stopping ? r->drain_deadline_ms : CORE_FOREVER};
     for (size_t i = 0; i < sizeof others / sizeof others[0]; i++)
         due = others[i] < due ? others[i] : due;
-    if (due == CORE_FOREVER) return -1;
+    if (due == CORE_FOREVER)
+        return -1;
     int64_t left = due - r->now_ms;
     return left <= 0 ? 0 : left > 3600000 ? 3600000 : (int)left;
 }
@@ -646,7 +682,8 @@ s_goodbye(reactor_t *r)
 {
     for (uint32_t i = 0; i < r->peers.cap; i++) {
         rx_peer_t *p = r->peers.slots[i];
-        if (p) rx_peer_forget(r, p, CORE_RELEASE_GRACEFUL, "broker shutting down");
+        if (p)
+            rx_peer_forget(r, p, CORE_RELEASE_GRACEFUL, "broker shutting down");
     }
     LOG_NOTICE("stopped");
 }
@@ -657,9 +694,11 @@ s_sweep_gone(reactor_t *r)
 {
     for (uint32_t i = 0; r->ngone && i < r->peers.cap; i++) {
         rx_peer_t *p = r->peers.slots[i];
-        if (!p || !p->gone) continue;
+        if (!p || !p->gone)
+            continue;
         r->ngone--;
-        if (p->role == WIRE_ROLE_WORKER) r->cnt.workers_lost++;
+        if (p->role == WIRE_ROLE_WORKER)
+            r->cnt.workers_lost++;
         LOG_INFO("%.*s disconnected", (int)p->name_len, p->name);
         rx_peer_forget(r, p, CORE_RELEASE_LOST, NULL);
     }
@@ -691,7 +730,8 @@ reactor_run(reactor_t *r)
     r->work_maybe = 1;
     while (r->stopping < 2) {
         s_pass(r);
-        if (r->stopping >= 2) break;
+        if (r->stopping >= 2)
+            break;
         size_t n = 0;
         for (; n < r->nsocks; n++)
             items[n] = (zmq_pollitem_t){.socket = r->socks[n], .events = ZMQ_POLLIN};
@@ -704,10 +744,13 @@ reactor_run(reactor_t *r)
         }
         r->now_ms = jobq_now_ms();
         more = 0;
-        if (rc <= 0) continue;
-        if (r->opts.stop_fd >= 0 && (items[r->nsocks].revents & ZMQ_POLLIN)) s_on_stop_fd(r);
+        if (rc <= 0)
+            continue;
+        if (r->opts.stop_fd >= 0 && (items[r->nsocks].revents & ZMQ_POLLIN))
+            s_on_stop_fd(r);
         for (uint32_t i = 0; i < r->nsocks; i++)
-            if (items[i].revents & ZMQ_POLLIN) more |= s_read_socket(r, i);
+            if (items[i].revents & ZMQ_POLLIN)
+                more |= s_read_socket(r, i);
     }
     s_goodbye(r);
     return JOBQ_OK;
@@ -716,5 +759,6 @@ reactor_run(reactor_t *r)
 void
 rx_request_stop(reactor_t *r)
 {
-    if (!r->stopping) s_start_drain(r);
+    if (!r->stopping)
+        s_start_drain(r);
 }

@@ -22,7 +22,8 @@
 static void
 s_reserve(rx_text_t *t, size_t more)
 {
-    if (t->len + more + 1 <= t->cap) return;
+    if (t->len + more + 1 <= t->cap)
+        return;
     size_t ncap = t->cap ? t->cap : 1024;
     while (ncap < t->len + more + 1)
         ncap *= 2;
@@ -38,7 +39,8 @@ rx_text_add(rx_text_t *t, const char *fmt, ...)
     va_start(ap, fmt);
     int n = vsnprintf(small, sizeof small, fmt, ap);
     va_end(ap);
-    if (n < 0) return;
+    if (n < 0)
+        return;
     if (t->max && t->len + (size_t)n > t->max) {
         t->over = 1;
         return;
@@ -92,7 +94,8 @@ rx_text_fini(rx_text_t *t)
 static int
 s_room(rx_text_t *t, int *truncated)
 {
-    if (t->max && t->len + S_ENTRY_RESERVE > t->max) *truncated = 1;
+    if (t->max && t->len + S_ENTRY_RESERVE > t->max)
+        *truncated = 1;
     return !*truncated;
 }
 
@@ -101,8 +104,10 @@ s_rss_bytes(void)
 {
     unsigned long size = 0, resident = 0;
     FILE *f = fopen("/proc/self/statm", "r");
-    if (!f) return 0;
-    if (fscanf(f, "%lu %lu", &size, &resident) != 2) resident = 0;
+    if (!f)
+        return 0;
+    if (fscanf(f, "%lu %lu", &size, &resident) != 2)
+        resident = 0;
     fclose(f);
     return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
 }
@@ -176,13 +181,15 @@ s_worker_json(reactor_t *r, rx_text_t *t, const rx_peer_t *p)
 {
     char hex[2 * 255 + 1];
     core_worker_stats_t w;
-    if (core_worker_stats(r->core, p->handle, &w) != JOBQ_OK) memset(&w, 0, sizeof w);
+    if (core_worker_stats(r->core, p->handle, &w) != JOBQ_OK)
+        memset(&w, 0, sizeof w);
     rx_peer_rid_hex(p, hex);
     rx_text_add(t, "{\"id\":\"%s\",\"name\":", hex);
     rx_text_str(t, p->name, p->name_len);
     rx_text_add(t, ",\"queues\":[");
     for (uint32_t i = 0; i < p->nqueues && i < S_QUEUES_SHOWN; i++) {
-        if (i) rx_text_add(t, ",");
+        if (i)
+            rx_text_add(t, ",");
         rx_text_str(t, p->queues[i].ptr, p->queues[i].len);
     }
     rx_text_add(t,
@@ -201,7 +208,8 @@ int
 rx_stats_json(reactor_t *r, const char *q, uint32_t qlen, rx_text_t *t)
 {
     core_queue_stats_t qs;
-    if (qlen && core_queue_stats(r->core, q, qlen, &qs) != JOBQ_OK) return JOBQ_ENOTFOUND;
+    if (qlen && core_queue_stats(r->core, q, qlen, &qs) != JOBQ_OK)
+        return JOBQ_ENOTFOUND;
     int truncated = 0;
     rx_text_add(t, "{");
     s_broker_json(r, t);
@@ -211,8 +219,10 @@ rx_stats_json(reactor_t *r, const char *q, uint32_t qlen, rx_text_t *t)
     } else {
         uint32_t n = core_queue_count(r->core), shown = 0;
         for (uint32_t i = 0; i < n && s_room(t, &truncated); i++) {
-            if (core_queue_stats_at(r->core, i, &qs) != JOBQ_OK) continue;
-            if (shown++) rx_text_add(t, ",");
+            if (core_queue_stats_at(r->core, i, &qs) != JOBQ_OK)
+                continue;
+            if (shown++)
+                rx_text_add(t, ",");
             s_queue_json(r, t, &qs);
         }
     }
@@ -220,14 +230,17 @@ rx_stats_json(reactor_t *r, const char *q, uint32_t qlen, rx_text_t *t)
     int first = 1;
     for (uint32_t i = 0; i < r->peers.cap && s_room(t, &truncated); i++) {
         const rx_peer_t *p = r->peers.slots[i];
-        if (!p || p->role != WIRE_ROLE_WORKER) continue;
+        if (!p || p->role != WIRE_ROLE_WORKER)
+            continue;
         if (qlen) {
             int serves = p->nqueues == 0;
             for (uint32_t k = 0; k < p->nqueues && !serves; k++)
                 serves = p->queues[k].len == qlen && memcmp(p->queues[k].ptr, q, qlen) == 0;
-            if (!serves) continue;
+            if (!serves)
+                continue;
         }
-        if (!first) rx_text_add(t, ",");
+        if (!first)
+            rx_text_add(t, ",");
         first = 0;
         s_worker_json(r, t, p);
     }

@@ -35,7 +35,8 @@ s_role(uint32_t role)
 static void
 s_reply(reactor_t *r, rx_peer_t *p, wire_msg_t *m)
 {
-    if (rx_send(r, p, m) != 0) r->cnt.replies_dropped++;
+    if (rx_send(r, p, m) != 0)
+        r->cnt.replies_dropped++;
 }
 
 static void
@@ -97,7 +98,8 @@ s_on_ready(reactor_t *r, rx_peer_t *p, wire_msg_t *m)
 {
     uint32_t credit = m->credit < r->opts.max_credit ? m->credit : r->opts.max_credit;
     p->credit = credit;
-    if (m->fields & WIRE_F_QUEUES) rx_peer_set_queues(p, m->queues, m->nqueues);
+    if (m->fields & WIRE_F_QUEUES)
+        rx_peer_set_queues(p, m->queues, m->nqueues);
     core_worker_credit(r->core, p->handle, credit, r->now_ms);
     r->work_maybe = 1;
 }
@@ -197,9 +199,11 @@ s_on_stats(reactor_t *r, rx_peer_t *p, wire_msg_t *m)
 static int
 s_serves(const rx_peer_t *p, const wire_str_t *q)
 {
-    if (!q->len || !p->nqueues) return 1;
+    if (!q->len || !p->nqueues)
+        return 1;
     for (uint32_t i = 0; i < p->nqueues; i++)
-        if (p->queues[i].len == q->len && memcmp(p->queues[i].ptr, q->ptr, q->len) == 0) return 1;
+        if (p->queues[i].len == q->len && memcmp(p->queues[i].ptr, q->ptr, q->len) == 0)
+            return 1;
     return 0;
 }
 
@@ -209,10 +213,12 @@ s_on_stop_workers(reactor_t *r, rx_peer_t *p, wire_msg_t *m)
     uint64_t n = 0;
     for (uint32_t i = 0; i < r->peers.cap; i++) {
         rx_peer_t *w = r->peers.slots[i];
-        if (!w || w->role != WIRE_ROLE_WORKER || w->stopping || !s_serves(w, &m->queue)) continue;
+        if (!w || w->role != WIRE_ROLE_WORKER || w->stopping || !s_serves(w, &m->queue))
+            continue;
         wire_msg_t s;
         wire_msg_init(&s, WIRE_SENTINEL);
-        if (rx_send(r, w, &s) != 0) continue;
+        if (rx_send(r, w, &s) != 0)
+            continue;
         w->stopping = 1;
         n++;
     }
@@ -230,7 +236,8 @@ typedef struct s_verb {
 static int
 s_need_queue(reactor_t *r, rx_peer_t *p, const wire_msg_t *m)
 {
-    if (m->queue.len) return 1;
+    if (m->queue.len)
+        return 1;
     rx_error(r, p, 1, m->req, JOBQ_EINVAL, "%.*s needs a queue (q)", (int)m->name.len, m->name.ptr);
     return 0;
 }
@@ -238,7 +245,8 @@ s_need_queue(reactor_t *r, rx_peer_t *p, const wire_msg_t *m)
 static void
 s_verb_pause(reactor_t *r, rx_peer_t *p, wire_msg_t *m)
 {
-    if (!s_need_queue(r, p, m)) return;
+    if (!s_need_queue(r, p, m))
+        return;
     int64_t until = CORE_FOREVER;
     if ((m->fields & WIRE_F_TIMEOUT) && m->timeout_ms &&
         m->timeout_ms < (uint64_t)CORE_DELAY_MAX_MS)
@@ -253,7 +261,8 @@ s_verb_pause(reactor_t *r, rx_peer_t *p, wire_msg_t *m)
 static void
 s_verb_resume(reactor_t *r, rx_peer_t *p, wire_msg_t *m)
 {
-    if (!s_need_queue(r, p, m)) return;
+    if (!s_need_queue(r, p, m))
+        return;
     int rc = core_resume(r->core, m->queue.ptr, m->queue.len, r->now_ms);
     if (rc)
         rx_error(r, p, 1, m->req, rc, "resume: no queue '%.*s'", (int)m->queue.len, m->queue.ptr);
@@ -318,7 +327,8 @@ s_verb_kick(reactor_t *r, rx_peer_t *p, wire_msg_t *m)
         s_each_id(r, p, m, "kick", s_op_kick);
         return;
     }
-    if (!s_need_queue(r, p, m)) return;
+    if (!s_need_queue(r, p, m))
+        return;
     uint64_t n = (m->fields & WIRE_F_COUNT) ? m->count : UINT64_MAX, kicked = 0;
     int rc = core_kick(r->core, m->queue.ptr, m->queue.len, n, r->now_ms, &kicked);
     if (rc)
@@ -354,7 +364,8 @@ s_jobs_reply(reactor_t *r, rx_peer_t *p, const wire_msg_t *m, const core_job_vie
     rx_text_t t = {.max = WIRE_DATA_MAX};
     rx_text_add(&t, "{\"jobs\":[");
     for (size_t i = 0; i < n && !t.over; i++) {
-        if (i) rx_text_add(&t, ",");
+        if (i)
+            rx_text_add(&t, ",");
         rx_job_json(&t, &v[i]);
     }
     rx_text_add(&t, "]}");
@@ -379,7 +390,8 @@ s_verb_peek(reactor_t *r, rx_peer_t *p, wire_msg_t *m)
     }
     uint32_t n = m->nids > 1000 ? 1000 : m->nids, k = 0;
     for (uint32_t i = 0; i < n; i++)
-        if (core_peek(r->core, &m->ids[i], &r->views[k]) == JOBQ_OK) k++;
+        if (core_peek(r->core, &m->ids[i], &r->views[k]) == JOBQ_OK)
+            k++;
     if (k == 0)
         rx_error(r, p, 1, m->req, JOBQ_ENOTFOUND, "peek: no such job");
     else
@@ -389,7 +401,8 @@ s_verb_peek(reactor_t *r, rx_peer_t *p, wire_msg_t *m)
 static void
 s_peek_state(reactor_t *r, rx_peer_t *p, wire_msg_t *m, jobq_job_state state)
 {
-    if (!s_need_queue(r, p, m)) return;
+    if (!s_need_queue(r, p, m))
+        return;
     size_t max = (m->fields & WIRE_F_COUNT) ? (m->count > 1000 ? 1000 : m->count) : 1, n = 0;
     int rc = core_list(r->core, m->queue.ptr, m->queue.len, state, max, r->views, &n);
     if (rc)
@@ -488,8 +501,10 @@ s_hello(reactor_t *r, uint32_t sock, const void *rid, size_t rid_len, wire_msg_t
     p->msgs = 1;
     p->no_push = (m->fields & WIRE_F_FLAGS) && (m->flags & RX_HELLO_NO_PUSH);
     p->name_len = m->name.len < RX_NAME_MAX ? m->name.len : RX_NAME_MAX;
-    if (p->name_len) memcpy(p->name, m->name.ptr, p->name_len);
-    if (r->hb_due_ms > r->now_ms + p->hb_ms) r->hb_due_ms = r->now_ms + p->hb_ms;
+    if (p->name_len)
+        memcpy(p->name, m->name.ptr, p->name_len);
+    if (r->hb_due_ms > r->now_ms + p->hb_ms)
+        r->hb_due_ms = r->now_ms + p->hb_ms;
     char ver[64];
     snprintf(ver, sizeof ver, "jobq %s", jobq_version());
     wire_msg_t w;
@@ -508,7 +523,8 @@ s_hello(reactor_t *r, uint32_t sock, const void *rid, size_t rid_len, wire_msg_t
 static void
 s_unknown_peer(reactor_t *r, uint32_t sock, const void *rid, size_t rid_len, wire_msg_t *m)
 {
-    if (m->type == WIRE_DISCONNECT || m->type == WIRE_ERROR) return;
+    if (m->type == WIRE_DISCONNECT || m->type == WIRE_ERROR)
+        return;
     r->cnt.errors[RX_ERR_NO_HELLO]++;
     char text[96];
     snprintf(text, sizeof text, "%s before HELLO: unknown peer", wire_type_name(m->type));
@@ -518,12 +534,14 @@ s_unknown_peer(reactor_t *r, uint32_t sock, const void *rid, size_t rid_len, wir
     e.req = m->req;
     e.code = JOBQ_ESTATE;
     e.msg = (wire_str_t){text, (uint32_t)strlen(text)};
-    if (rx_send_raw(r, sock, rid, rid_len, &e) != 0) r->cnt.replies_dropped++;
+    if (rx_send_raw(r, sock, rid, rid_len, &e) != 0)
+        r->cnt.replies_dropped++;
     wire_msg_t d;
     wire_msg_init(&d, WIRE_DISCONNECT);
     d.fields = WIRE_F_MSG;
     d.msg = (wire_str_t){"unknown peer: reconnect and say HELLO", 37};
-    if (rx_send_raw(r, sock, rid, rid_len, &d) != 0) r->cnt.replies_dropped++;
+    if (rx_send_raw(r, sock, rid, rid_len, &d) != 0)
+        r->cnt.replies_dropped++;
 }
 
 void
@@ -616,7 +634,8 @@ s_send_deliver(reactor_t *r, rx_peer_t *p, size_t n)
                  n - sent);
     } else if (err) {
         p->blocked_until_ms = r->now_ms + S_BLOCK_MS;
-        if (r->blocked_due_ms > p->blocked_until_ms) r->blocked_due_ms = p->blocked_until_ms;
+        if (r->blocked_due_ms > p->blocked_until_ms)
+            r->blocked_due_ms = p->blocked_until_ms;
     }
     return n - sent;
 }
@@ -649,20 +668,25 @@ s_deliver_round(reactor_t *r)
     size_t returned = 0;
     for (uint32_t i = 0; i < r->peers.cap; i++) {
         rx_peer_t *p = r->peers.slots[i];
-        if (!p || p->role != WIRE_ROLE_WORKER || p->stopping || p->gone || !p->credit) continue;
+        if (!p || p->role != WIRE_ROLE_WORKER || p->stopping || p->gone || !p->credit)
+            continue;
         if (p->blocked_until_ms > r->now_ms) {
-            if (r->blocked_due_ms > p->blocked_until_ms) r->blocked_due_ms = p->blocked_until_ms;
+            if (r->blocked_due_ms > p->blocked_until_ms)
+                r->blocked_due_ms = p->blocked_until_ms;
             continue;
         }
         core_worker_stats_t st;
-        if (core_worker_stats(r->core, p->handle, &st) != JOBQ_OK || st.held >= st.credit) continue;
+        if (core_worker_stats(r->core, p->handle, &st) != JOBQ_OK || st.held >= st.credit)
+            continue;
         size_t room = st.credit - st.held, nq = 0, n = 0;
         const core_name_t *qs = s_worker_queues(r, p, &nq);
-        if (nq == 0) continue;
+        if (nq == 0)
+            continue;
         size_t max = room < RX_DELIVER_MAX ? room : RX_DELIVER_MAX;
         if (core_reserve(r->core, p->handle, qs, nq, r->now_ms, max, r->views, &n) != JOBQ_OK)
             continue;
-        if (n) returned += s_send_deliver(r, p, n);
+        if (n)
+            returned += s_send_deliver(r, p, n);
     }
     return returned;
 }
@@ -673,5 +697,6 @@ rx_deliver_all(reactor_t *r)
     rx_refresh_queues(r);
     /* Jobs handed back by a failed send get one more round, so that another
      * worker takes them in this pass. */
-    if (s_deliver_round(r)) s_deliver_round(r);
+    if (s_deliver_round(r))
+        s_deliver_round(r);
 }

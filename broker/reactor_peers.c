@@ -55,7 +55,8 @@ rx_peers_fini(rx_peers_t *t)
 {
     for (uint32_t i = 0; i < t->cap; i++) {
         rx_peer_t *p = t->slots[i];
-        if (!p) continue;
+        if (!p)
+            continue;
         jobq_free(p->queues);
         jobq_free(p->qbuf);
         jobq_free(p->push);
@@ -71,7 +72,8 @@ rx_peers_find(rx_peers_t *t, uint32_t sock, const void *rid, size_t len)
 {
     for (int32_t i = t->buckets[s_bucket(t, sock, rid, len)]; i >= 0; i = t->slots[i]->next) {
         rx_peer_t *p = t->slots[i];
-        if (p->sock == sock && p->rid_len == len && memcmp(p->rid, rid, len) == 0) return p;
+        if (p->sock == sock && p->rid_len == len && memcmp(p->rid, rid, len) == 0)
+            return p;
     }
     return NULL;
 }
@@ -87,7 +89,8 @@ s_grow_buckets(rx_peers_t *t)
         t->buckets[i] = -1;
     for (uint32_t i = 0; i < t->cap; i++) {
         rx_peer_t *p = t->slots[i];
-        if (!p) continue;
+        if (!p)
+            continue;
         uint32_t b = s_bucket(t, p->sock, p->rid, p->rid_len);
         p->next = t->buckets[b];
         t->buckets[b] = (int32_t)i;
@@ -105,7 +108,8 @@ s_free_slot(rx_peers_t *t)
         t->cap = ncap;
     }
     for (uint32_t i = 0; i < t->cap; i++)
-        if (!t->slots[i]) return i;
+        if (!t->slots[i])
+            return i;
     JOBQ_ASSERT(0);
     return 0;
 }
@@ -114,12 +118,14 @@ rx_peer_t *
 rx_peers_add(rx_peers_t *t, uint32_t sock, const void *rid, size_t len)
 {
     JOBQ_ASSERT(len <= 255);
-    if (t->count + 1 > t->nbuckets) s_grow_buckets(t);
+    if (t->count + 1 > t->nbuckets)
+        s_grow_buckets(t);
     uint32_t slot = s_free_slot(t);
     rx_peer_t *p = jobq_calloc(1, sizeof *p);
     p->slot = slot;
     p->handle = ((uint64_t)t->gen++ << 32) | (slot + 1u);
-    if (t->gen == 0) t->gen = 1;
+    if (t->gen == 0)
+        t->gen = 1;
     p->sock = sock;
     p->rid_len = (uint8_t)len;
     memcpy(p->rid, rid, len);
@@ -135,7 +141,8 @@ rx_peer_t *
 rx_peers_by_handle(const rx_peers_t *t, uint64_t handle)
 {
     uint32_t slot = (uint32_t)(handle & 0xffffffffu);
-    if (slot == 0 || slot > t->cap) return NULL;
+    if (slot == 0 || slot > t->cap)
+        return NULL;
     rx_peer_t *p = t->slots[slot - 1];
     return p && p->handle == handle ? p : NULL;
 }
@@ -151,7 +158,8 @@ rx_peers_remove(rx_peers_t *t, rx_peer_t *p)
     *link = p->next;
     t->slots[p->slot] = NULL;
     t->count--;
-    if (p->role < 4 && t->by_role[p->role]) t->by_role[p->role]--;
+    if (p->role < 4 && t->by_role[p->role])
+        t->by_role[p->role]--;
     jobq_free(p->queues);
     jobq_free(p->qbuf);
     jobq_free(p->push);
@@ -166,7 +174,8 @@ rx_peer_set_queues(rx_peer_t *p, const wire_str_t *queues, uint32_t n)
     p->queues = NULL;
     p->qbuf = NULL;
     p->nqueues = 0;
-    if (n == 0) return;
+    if (n == 0)
+        return;
     size_t total = 0;
     for (uint32_t i = 0; i < n; i++)
         total += queues[i].len;

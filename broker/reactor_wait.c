@@ -67,7 +67,8 @@ s_rehash(rx_waits_t *w)
         w->buckets[i] = -1;
     for (uint32_t i = 0; i < w->ecap; i++) {
         rx_wait_ent_t *e = &w->ents[i];
-        if (e->wait == S_FREE_ENT) continue;
+        if (e->wait == S_FREE_ENT)
+            continue;
         uint32_t b = s_bucket(w, &e->id);
         e->next = w->buckets[b];
         w->buckets[b] = (int32_t)i;
@@ -87,7 +88,8 @@ s_index_add(rx_waits_t *w, const jobq_id_t *id, uint32_t wait, uint32_t pos)
         }
         w->ecap = ncap;
     }
-    if (w->eused + 1 > w->nbuckets) s_rehash(w);
+    if (w->eused + 1 > w->nbuckets)
+        s_rehash(w);
     int32_t i = w->efree;
     rx_wait_ent_t *e = &w->ents[i];
     w->efree = e->next;
@@ -137,7 +139,8 @@ s_slot(rx_waits_t *w)
         w->cap = ncap;
     }
     for (uint32_t i = 0; i < w->cap; i++)
-        if (!w->w[i].peer) return i;
+        if (!w->w[i].peer)
+            return i;
     JOBQ_ASSERT(0);
     return 0;
 }
@@ -149,10 +152,13 @@ s_free_wait(reactor_t *r, uint32_t i)
     rx_waits_t *w = &r->waits;
     rx_wait_t *x = &w->w[i];
     rx_peer_t *p = rx_peers_by_handle(&r->peers, x->peer);
-    if (p && p->nwaits) p->nwaits--;
-    if (x->join) w->njoins--;
+    if (p && p->nwaits)
+        p->nwaits--;
+    if (x->join)
+        w->njoins--;
     for (uint32_t k = 0; k < x->nids; k++)
-        if (x->have[k] == 0) s_index_del(w, &x->ids[k], i, k);
+        if (x->have[k] == 0)
+            s_index_del(w, &x->ids[k], i, k);
     jobq_free(x->ids);
     jobq_free(x->have);
     memset(x, 0, sizeof *x);
@@ -166,10 +172,12 @@ s_wait_reply(reactor_t *r, rx_peer_t *p, uint64_t req, const jobq_id_t *ids, con
 {
     uint32_t k = 0, unknown = 0;
     for (uint32_t i = 0; i < n; i++) {
-        if (have[i] == 1) r->idbuf[k++] = ids[i];
+        if (have[i] == 1)
+            r->idbuf[k++] = ids[i];
         unknown += have[i] == 2;
     }
-    if (k && rx_send_results(r, p, 1, req, r->idbuf, k)) return;
+    if (k && rx_send_results(r, p, 1, req, r->idbuf, k))
+        return;
     if (unknown == n)
         rx_error(r, p, 1, req, JOBQ_ENOTFOUND, "no such job (or its result expired)");
     else
@@ -187,7 +195,8 @@ s_join_reply(reactor_t *r, rx_peer_t *p, uint64_t req, const char *q, uint32_t q
     m.req = req;
     m.queue = (wire_str_t){q, qlen};
     m.count = left;
-    if (rx_send(r, p, &m) != 0) r->cnt.replies_dropped++;
+    if (rx_send(r, p, &m) != 0)
+        r->cnt.replies_dropped++;
 }
 
 /* Answers parked request i and frees it. */
@@ -225,7 +234,8 @@ s_park(reactor_t *r, rx_peer_t *p, const wire_msg_t *m, uint32_t *slot)
     x->peer = p->handle;
     x->req = m->req;
     x->deadline_ms = s_deadline(r, m);
-    if (r->wait_due_ms > x->deadline_ms) r->wait_due_ms = x->deadline_ms;
+    if (r->wait_due_ms > x->deadline_ms)
+        r->wait_due_ms = x->deadline_ms;
     r->waits.used++;
     p->nwaits++;
     return x;
@@ -257,7 +267,8 @@ rx_wait_request(reactor_t *r, rx_peer_t *p, const wire_msg_t *m)
     uint32_t slot;
     rx_wait_t *x = now ? NULL : s_park(r, p, m, &slot);
     if (!x) {
-        if (now) s_wait_reply(r, p, m->req, m->ids, have, n);
+        if (now)
+            s_wait_reply(r, p, m->req, m->ids, have, n);
         jobq_free(have);
         return;
     }
@@ -266,7 +277,8 @@ rx_wait_request(reactor_t *r, rx_peer_t *p, const wire_msg_t *m)
     x->nids = n;
     x->npending = pending;
     for (uint32_t i = 0; i < n; i++)
-        if (have[i] == 0) s_index_add(&r->waits, &x->ids[i], slot, i);
+        if (have[i] == 0)
+            s_index_add(&r->waits, &x->ids[i], slot, i);
 }
 
 void
@@ -280,7 +292,8 @@ rx_join_request(reactor_t *r, rx_peer_t *p, const wire_msg_t *m)
     }
     uint32_t slot;
     rx_wait_t *x = s_park(r, p, m, &slot);
-    if (!x) return;
+    if (!x)
+        return;
     x->join = 1;
     x->qlen = m->queue.len;
     memcpy(x->q, m->queue.ptr, m->queue.len);
@@ -296,13 +309,15 @@ rx_waits_on_result(reactor_t *r, const jobq_id_t *id, uint64_t submitter)
         int32_t *link = &w->buckets[s_bucket(w, id)];
         while (*link >= 0 && memcmp(&w->ents[*link].id, id, sizeof *id) != 0)
             link = &w->ents[*link].next;
-        if (*link < 0) break;
+        if (*link < 0)
+            break;
         uint32_t slot = w->ents[*link].wait, pos = w->ents[*link].pos;
         s_index_unlink(w, link);
         rx_wait_t *x = &w->w[slot];
         x->have[pos] = 1;
         carried |= x->peer == submitter;
-        if (--x->npending == 0) s_finish(r, slot);
+        if (--x->npending == 0)
+            s_finish(r, slot);
     }
     return carried;
 }
@@ -313,7 +328,8 @@ rx_waits_on_join(reactor_t *r, const char *q, uint32_t qlen)
     rx_waits_t *w = &r->waits;
     for (uint32_t i = 0; w->njoins && i < w->cap; i++) {
         rx_wait_t *x = &w->w[i];
-        if (x->peer && x->join && x->qlen == qlen && memcmp(x->q, q, qlen) == 0) s_finish(r, i);
+        if (x->peer && x->join && x->qlen == qlen && memcmp(x->q, q, qlen) == 0)
+            s_finish(r, i);
     }
 }
 
@@ -324,7 +340,8 @@ rx_waits_expire(reactor_t *r)
     int64_t next = CORE_FOREVER;
     for (uint32_t i = 0; w->used && i < w->cap; i++) {
         rx_wait_t *x = &w->w[i];
-        if (!x->peer) continue;
+        if (!x->peer)
+            continue;
         if (x->deadline_ms <= r->now_ms)
             s_finish(r, i);
         else if (x->deadline_ms < next)
@@ -338,7 +355,8 @@ rx_waits_drop_peer(reactor_t *r, uint64_t handle)
 {
     rx_waits_t *w = &r->waits;
     for (uint32_t i = 0; w->used && i < w->cap; i++)
-        if (w->w[i].peer == handle) s_free_wait(r, i);
+        if (w->w[i].peer == handle)
+            s_free_wait(r, i);
 }
 
 /* ---- results to producers ------------------------------------------------ */
@@ -351,7 +369,8 @@ rx_push_add(reactor_t *r, rx_peer_t *p, const jobq_id_t *id)
         p->push = jobq_realloc(p->push, p->cappush * sizeof *p->push);
     }
     p->push[p->npush++] = *id;
-    if (p->pushing) return;
+    if (p->pushing)
+        return;
     if (r->npushq == r->cappushq) {
         r->cappushq = r->cappushq ? r->cappushq * 2 : 16;
         r->pushq = jobq_realloc(r->pushq, r->cappushq * sizeof *r->pushq);
@@ -365,7 +384,8 @@ rx_push_flush(reactor_t *r)
 {
     for (uint32_t i = 0; i < r->npushq; i++) {
         rx_peer_t *p = rx_peers_by_handle(&r->peers, r->pushq[i]);
-        if (!p) continue;
+        if (!p)
+            continue;
         r->cnt.results_pushed += rx_send_results(r, p, 0, 0, p->push, p->npush);
         p->npush = 0;
         p->pushing = 0;
@@ -407,7 +427,8 @@ s_fill_frame(reactor_t *r, const jobq_id_t *ids, uint32_t n, uint32_t *i)
             continue;
         }
         size_t size = (size_t)v.output_len + v.error_len;
-        if (k && bytes + size > RX_FRAME_BYTES) break;
+        if (k && bytes + size > RX_FRAME_BYTES)
+            break;
         s_result_of(&v, &r->rbuf[k++]);
         bytes += size;
         (*i)++;
@@ -426,7 +447,8 @@ rx_send_results(reactor_t *r, rx_peer_t *p, int has_req, uint64_t req, const job
     uint32_t i = 0, sent = 0;
     while (i < n) {
         uint32_t start = i, k = s_fill_frame(r, ids, n, &i);
-        if (k == 0) break;
+        if (k == 0)
+            break;
         wire_msg_t m;
         wire_msg_init(&m, WIRE_RESULTS);
         m.fields = WIRE_F_RESULTS | (has_req ? WIRE_F_REQ | WIRE_F_COUNT : 0);

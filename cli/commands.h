@@ -21,7 +21,8 @@ typedef struct jobq_command {
 } jobq_command_t;
 
 /* Prints cmd's usage to stderr and returns JOBQ_EXIT_USAGE; for bad flags. */
-int jobq_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int jobq_cli_usage_error(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* Returns the table row for name, or NULL. */
 const jobq_command_t *jobq_cli_find(const char *name);

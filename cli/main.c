@@ -19,14 +19,14 @@ int submit_main(int argc, char **argv);       /* producer/submit_cmd.c */
 int stop_workers_main(int argc, char **argv); /* producer/submit_cmd.c */
 int wait_main(int argc, char **argv);         /* producer/submit_cmd.c */
 int join_main(int argc, char **argv);         /* producer/submit_cmd.c */
-int broker_main(int argc, char **argv);      /* broker/broker_cmd.c */
-int stats_main(int argc, char **argv);       /* broker/admin_cmd.c */
-int pause_main(int argc, char **argv);       /* broker/admin_cmd.c */
-int resume_main(int argc, char **argv);      /* broker/admin_cmd.c */
-int kick_main(int argc, char **argv);        /* broker/admin_cmd.c */
-int delete_main(int argc, char **argv);      /* broker/admin_cmd.c */
-int peek_main(int argc, char **argv);        /* broker/admin_cmd.c */
-int broker_stop_main(int argc, char **argv); /* broker/admin_cmd.c */
+int broker_main(int argc, char **argv);       /* broker/broker_cmd.c */
+int stats_main(int argc, char **argv);        /* broker/admin_cmd.c */
+int pause_main(int argc, char **argv);        /* broker/admin_cmd.c */
+int resume_main(int argc, char **argv);       /* broker/admin_cmd.c */
+int kick_main(int argc, char **argv);         /* broker/admin_cmd.c */
+int delete_main(int argc, char **argv);       /* broker/admin_cmd.c */
+int peek_main(int argc, char **argv);         /* broker/admin_cmd.c */
+int broker_stop_main(int argc, char **argv);  /* broker/admin_cmd.c */
 
 static const jobq_command_t s_commands[] = {
     {"help", s_help_main, "show help for jobq or one command",

@@ -69,8 +69,10 @@ s_load(void)
 int
 jobq_fault_hit(const char *name)
 {
-    if (jobq_fault_state_ == 0) s_load();
-    if (jobq_fault_state_ != 2 || strcmp(name, s_name) != 0) return 0;
+    if (jobq_fault_state_ == 0)
+        s_load();
+    if (jobq_fault_state_ != 2 || strcmp(name, s_name) != 0)
+        return 0;
     return ++s_passes == s_at;
 }
 

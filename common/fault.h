@@ -47,7 +47,8 @@ void jobq_fault_reload(void);
 
 #define JOBQ_FAULT(name)                                                                           \
     do {                                                                                           \
-        if (JOBQ_FAULT_CHECK(name)) jobq_fault_kill(name);                                         \
+        if (JOBQ_FAULT_CHECK(name))                                                                \
+            jobq_fault_kill(name);                                                                 \
     } while (0)
 
 #endif

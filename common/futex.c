@@ -16,8 +16,10 @@ jobq_futex_wait(uint32_t *word, uint32_t expected, int64_t timeout_ms)
         jobq_ms_to_timespec(timeout_ms, &ts);
         tsp = &ts;
     }
-    if (syscall(SYS_futex, word, FUTEX_WAIT, expected, tsp, NULL, 0) == 0) return 0;
-    if (errno == EAGAIN) return 0; /* the word had already changed */
+    if (syscall(SYS_futex, word, FUTEX_WAIT, expected, tsp, NULL, 0) == 0)
+        return 0;
+    if (errno == EAGAIN)
+        return 0; /* the word had already changed */
     return errno == ETIMEDOUT ? ETIMEDOUT : EINTR;
 }
 

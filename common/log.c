@@ -37,8 +37,8 @@ jobq_log_at(jobq_log_level level, const char *file, int line, const char *func, 
 static const char *const s_level_names[] = {"err", "warn", "notice", "info", "debug"};
 
 void
-jobq_log_stderr(jobq_log_level level, const char *file, int line, const char *func,
-                const char *msg, void *arg)
+jobq_log_stderr(jobq_log_level level, const char *file, int line, const char *func, const char *msg,
+                void *arg)
 {
     const char *name = (unsigned)level < 5 ? s_level_names[level] : "?";
     if (level <= JOBQ_LOG_WARN)

@@ -71,7 +71,8 @@ s_header(const uint8_t **pp, const uint8_t *end, s_head_t *h, const char **why)
     uint8_t b = *p++;
     *h = (s_head_t){0, 0, 0};
     *pp = p;
-    if (b <= 0x7f || b >= 0xe0) return 0; /* positive or negative fixint */
+    if (b <= 0x7f || b >= 0xe0)
+        return 0; /* positive or negative fixint */
     if (b <= 0x9f) {
         h->container = 1; /* fixmap 0x80..0x8f, fixarray 0x90..0x9f */
         h->elems = (uint64_t)(b & 0x0f) * (b <= 0x8f ? 2 : 1);
@@ -120,7 +121,8 @@ s_step(s_scan_t *s, const char **why)
         *why = "truncated: value missing at the end";
         return JOBQ_EPROTO;
     }
-    if (s_header(&s->p, s->end, &h, why) != 0) return JOBQ_EPROTO;
+    if (s_header(&s->p, s->end, &h, why) != 0)
+        return JOBQ_EPROTO;
     size_t left = (size_t)(s->end - s->p);
     if (!h.container) {
         if (h.skip > left) {
@@ -149,7 +151,8 @@ int
 wire_prescan(const void *data, size_t len, const char **why)
 {
     const char *dummy;
-    if (!why) why = &dummy;
+    if (!why)
+        why = &dummy;
     *why = NULL;
     if (len == 0) {
         *why = "empty frame";
@@ -163,7 +166,8 @@ wire_prescan(const void *data, size_t len, const char **why)
         s.pending[s.depth]--;
         s.outstanding--;
         int rc = s_step(&s, why);
-        if (rc != JOBQ_OK) return rc;
+        if (rc != JOBQ_OK)
+            return rc;
     }
     if (s.p != s.end) {
         *why = "trailing bytes after the value";

@@ -257,7 +257,8 @@ s_mix(uint64_t h, const void *p, size_t n)
         h ^= h >> 32;
     }
     v = 0;
-    if (n) memcpy(&v, b, n);
+    if (n)
+        memcpy(&v, b, n);
     h = (h ^ v ^ ((uint64_t)n << 56)) * 0xc4ceb9fe1a85ec53ull;
     return h ^ (h >> 29);
 }
@@ -281,7 +282,8 @@ s_job_valid(const unsigned char *buf, size_t n)
     if (h.magic != MQQ_MSG_MAGIC || h.hdr_len != MQQ_JOB_HDR || h.len > MQQ_PAYLOAD_MAX ||
         (h.kind != MQQ_KIND_JOB && h.kind != MQQ_KIND_SENTINEL))
         return 0;
-    if (n && n != MQQ_JOB_HDR + (size_t)h.len) return 0;
+    if (n && n != MQQ_JOB_HDR + (size_t)h.len)
+        return 0;
     uint32_t want = h.check;
     h.check = 0;
     return s_check(&h, sizeof h, buf + MQQ_JOB_HDR, h.len) == want;
@@ -295,7 +297,8 @@ s_proc_stat(pid_t pid, char *state, uint64_t *start)
     char path[40], buf[1024];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
+    if (fd < 0)
+        return -1;
     ssize_t n = read(fd, buf, sizeof buf - 1);
     int err = errno;
     close(fd);
@@ -338,12 +341,15 @@ s_alive(pid_t pid, uint64_t start)
 {
     char st;
     uint64_t v = 0;
-    if (pid <= 0) return 0;
+    if (pid <= 0)
+        return 0;
     if (s_proc_stat(pid, &st, &v) < 0) {
-        if (errno == ENOENT || errno == ESRCH) return 0;
+        if (errno == ENOENT || errno == ESRCH)
+            return 0;
         return !(kill(pid, 0) < 0 && errno == ESRCH);
     }
-    if (st == 'Z' || st == 'X' || st == 'x') return 0;
+    if (st == 'Z' || st == 'X' || st == 'x')
+        return 0;
     return start == 0 || v == start;
 }
 
@@ -446,7 +452,8 @@ s_lock(mqq_t *q, int try)
         pthread_mutex_consistent(&q->seg->mu);
         return 0;
     }
-    if (r == EBUSY && try) return 1;
+    if (r == EBUSY && try)
+        return 1;
     if (r != 0)
         LOG_ERR("mq://%s: state mutex unusable: %s; unlink and recreate the queue", q->name,
                 strerror(r));
@@ -480,7 +487,8 @@ s_claim(mqq_t *q, pid_t pid, uint64_t start)
         uint32_t i = (h + k) % MQQ_SLOTS;
         mqq_slot_t *s = &seg->slots[i];
         uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
-        if (W_STATE(w) != S_FREE || !s_cas(s, w, W_MAKE(S_CLAIMED, pid, W_DONE(w)))) continue;
+        if (W_STATE(w) != S_FREE || !s_cas(s, w, W_MAKE(S_CLAIMED, pid, W_DONE(w))))
+            continue;
         s_raise_hw(seg, i + 1);
         memset(seg->bufs[i], 0, MQQ_JOB_HDR);
         atomic_store_explicit(&s->start, start, memory_order_relaxed);
@@ -552,7 +560,8 @@ s_adopt(mqq_t *q, pid_t pid, uint64_t start, jobq_item_t *item)
     for (uint32_t i = 0; i < hw; i++) {
         mqq_slot_t *s = &seg->slots[i];
         uint64_t w = atomic_load(&s->word);
-        if (W_STATE(w) != S_ORPHAN || !s_cas(s, w, W_MAKE(S_ADOPTING, pid, W_DONE(w)))) continue;
+        if (W_STATE(w) != S_ORPHAN || !s_cas(s, w, W_MAKE(S_ADOPTING, pid, W_DONE(w))))
+            continue;
         uint32_t o = atomic_load(&seg->orphans);
         while (o && !atomic_compare_exchange_weak(&seg->orphans, &o, o - 1))
             ;
@@ -566,7 +575,8 @@ s_adopt(mqq_t *q, pid_t pid, uint64_t start, jobq_item_t *item)
     }
     /* None: clear the hint unless an orphan was published meanwhile (reclaimers store
      * ORPHAN before they raise the hint, so a raise after our read fails this CAS). */
-    if (hint) atomic_compare_exchange_strong(&seg->orphans, &hint, 0);
+    if (hint)
+        atomic_compare_exchange_strong(&seg->orphans, &hint, 0);
     return -1;
 }
 
@@ -574,7 +584,8 @@ s_adopt(mqq_t *q, pid_t pid, uint64_t start, jobq_item_t *item)
 static int
 s_finish(mqq_t *q, uint32_t si, uint64_t w)
 {
-    if (!s_cas(&q->seg->slots[si], w, W_MAKE(S_FREE, 0, W_DONE(w) + 1))) return -1;
+    if (!s_cas(&q->seg->slots[si], w, W_MAKE(S_FREE, 0, W_DONE(w) + 1)))
+        return -1;
     s_wake_joiners(q->seg);
     return 0;
 }
@@ -604,7 +615,8 @@ s_crash_send(mqq_t *q, uint32_t si)
                        .status = JOBQ_STATUS_CRASHED,
                        .signal = sig,
                        .error_len = (uint32_t)n};
-    if (s_send_result(q, &r, NULL, text, 0) != JOBQ_OK) return 0;
+    if (s_send_result(q, &r, NULL, text, 0) != JOBQ_OK)
+        return 0;
     s_finish(q, si, w);
     return 1;
 }
@@ -627,11 +639,13 @@ s_hand_back(mqq_t *q, uint32_t si, uint64_t w, uint32_t next_attempt, int delive
     if (delivered && next_attempt > h.max_attempts) {
         atomic_store(&s->crash_pid, owner);
         atomic_store(&s->crash_sig, sig);
-        if (s_cas(s, w, W_MAKE(S_CRASHING, 0, W_DONE(w)))) s_crash_send(q, si);
+        if (s_cas(s, w, W_MAKE(S_CRASHING, 0, W_DONE(w))))
+            s_crash_send(q, si);
         return 1;
     }
     atomic_store(&s->next_attempt, next_attempt);
-    if (s_cas(s, w, W_MAKE(S_ORPHAN, 0, W_DONE(w)))) atomic_fetch_add(&seg->orphans, 1);
+    if (s_cas(s, w, W_MAKE(S_ORPHAN, 0, W_DONE(w))))
+        atomic_fetch_add(&seg->orphans, 1);
     return 1;
 }
 
@@ -651,7 +665,8 @@ s_reclaim_slot(mqq_t *q, uint32_t si, pid_t only_pid, int sig, pid_t self)
     if (st == S_FREE || st == S_ORPHAN || owner == self || (only_pid && owner != only_pid))
         return 0;
     uint64_t start = (st == S_RECEIVING || st == S_HELD) ? atomic_load(&s->start) : 0;
-    if (s_alive(owner, start)) return 0;
+    if (s_alive(owner, start))
+        return 0;
     JOBQ_FAULT("mqq.reclaim.locked");
     switch (st) {
     case S_RECEIVING:
@@ -679,7 +694,8 @@ s_reclaim_pass(mqq_t *q, pid_t only_pid, int sig, int try)
 {
     uint64_t start;
     pid_t self = s_self(q, &start);
-    if (s_lock(q, try) != 0) return -1;
+    if (s_lock(q, try) != 0)
+        return -1;
     int n = 0;
     uint32_t hw = atomic_load(&q->seg->slot_hw);
     for (uint32_t i = 0; i < hw; i++)
@@ -694,7 +710,8 @@ static void
 s_lazy_reclaim(mqq_t *q)
 {
     int64_t now = jobq_now_ms();
-    if (now < atomic_load(&q->next_reclaim_ms)) return;
+    if (now < atomic_load(&q->next_reclaim_ms))
+        return;
     atomic_store(&q->next_reclaim_ms, now + MQQ_SLICE_MS);
     uint64_t start;
     pid_t self = s_self(q, &start);
@@ -703,7 +720,8 @@ s_lazy_reclaim(mqq_t *q)
         mqq_slot_t *s = &q->seg->slots[i];
         uint64_t w = atomic_load(&s->word);
         unsigned st = W_STATE(w);
-        if (st == S_FREE || st == S_ORPHAN || (st != S_CRASHING && W_PID(w) == self)) continue;
+        if (st == S_FREE || st == S_ORPHAN || (st != S_CRASHING && W_PID(w) == self))
+            continue;
         uint64_t t = (st == S_RECEIVING || st == S_HELD) ? atomic_load(&s->start) : 0;
         if (st == S_CRASHING || !s_alive(W_PID(w), t)) {
             s_reclaim_pass(q, 0, 0, 1);
@@ -726,12 +744,14 @@ s_curmsgs(mqq_t *q)
 static int
 s_drained(mqq_t *q, pid_t pid)
 {
-    if (s_curmsgs(q) != 0) return 0;
+    if (s_curmsgs(q) != 0)
+        return 0;
     uint32_t hw = atomic_load(&q->seg->slot_hw);
     for (uint32_t i = 0; i < hw; i++) {
         uint64_t w = atomic_load(&q->seg->slots[i].word);
         unsigned st = W_STATE(w);
-        if (st == S_ORPHAN || st == S_ADOPTING) return 0;
+        if (st == S_ORPHAN || st == S_ADOPTING)
+            return 0;
         if (W_PID(w) != (pid & 0x3fffff) &&
             (st == S_HELD || (st == S_RECEIVING && s_job_valid(q->seg->bufs[i], 0))))
             return 0;
@@ -746,7 +766,8 @@ s_put(void *impl, jobq_job_t *job, int sentinel, int64_t timeout_ms)
     mqq_seg_t *seg = q->seg;
     uint32_t len = sentinel ? 0 : job->payload_len;
     if (!sentinel) {
-        if ((len && !job->payload) || job->max_attempts < 1 || job->ttr_ms < 1) return JOBQ_EINVAL;
+        if ((len && !job->payload) || job->max_attempts < 1 || job->ttr_ms < 1)
+            return JOBQ_EINVAL;
         if (len > MQQ_PAYLOAD_MAX) {
             LOG_WARN("mq://%s: payload of %u bytes is over the mq:// limit of %u bytes (one "
                      "POSIX mq message of %u bytes minus a %u-byte header); use shm:// for "
@@ -755,7 +776,8 @@ s_put(void *impl, jobq_job_t *job, int sentinel, int64_t timeout_ms)
             return JOBQ_ETOOBIG;
         }
     }
-    if (jobq_id_is_zero(&job->id)) jobq_id_generate(&job->id);
+    if (jobq_id_is_zero(&job->id))
+        jobq_id_generate(&job->id);
     alignas(8) unsigned char buf[MQQ_MSGSIZE];
     mqq_job_hdr_t h = {.magic = MQQ_MSG_MAGIC,
                        .kind = sentinel ? MQQ_KIND_SENTINEL : MQQ_KIND_JOB,
@@ -767,12 +789,14 @@ s_put(void *impl, jobq_job_t *job, int sentinel, int64_t timeout_ms)
                        .ttr_ms = job->ttr_ms};
     h.check = s_check(&h, sizeof h, job->payload, len);
     memcpy(buf, &h, sizeof h);
-    if (len) memcpy(buf + sizeof h, job->payload, len);
+    if (len)
+        memcpy(buf + sizeof h, job->payload, len);
 
     static const struct timespec past = {0, 0};
     int64_t deadline = jobq_deadline_ms(timeout_ms);
     for (;;) {
-        if (!sentinel && atomic_load(&seg->closed)) return JOBQ_ECLOSED;
+        if (!sentinel && atomic_load(&seg->closed))
+            return JOBQ_ECLOSED;
         if (atomic_load_explicit(&q->full, memory_order_relaxed)) {
             struct pollfd pfd = {.fd = (int)q->jobs, .events = POLLOUT};
             poll(&pfd, 1, (int)s_slice(deadline));
@@ -786,13 +810,15 @@ s_put(void *impl, jobq_job_t *job, int sentinel, int64_t timeout_ms)
         int err = errno;
         atomic_fetch_sub(&seg->puts, 1);
         s_wake_joiners(seg);
-        if (err == EINTR) continue;
+        if (err == EINTR)
+            continue;
         if (err != ETIMEDOUT && err != EAGAIN) {
             LOG_WARN("mq://%s: mq_timedsend: %s", q->name, strerror(err));
             return JOBQ_ESYS;
         }
         atomic_store_explicit(&q->full, 1, memory_order_relaxed);
-        if (jobq_remaining_ms(deadline) == 0) return timeout_ms == 0 ? JOBQ_EFULL : JOBQ_ETIMEDOUT;
+        if (jobq_remaining_ms(deadline) == 0)
+            return timeout_ms == 0 ? JOBQ_EFULL : JOBQ_ETIMEDOUT;
     }
 }
 
@@ -827,11 +853,13 @@ s_get(void *impl, jobq_item_t *item, int64_t timeout_ms)
         ssize_t n = mq_timedreceive(q->jobs, (char *)seg->bufs[si], MQQ_MSGSIZE, NULL, &abs);
         if (n >= 0) {
             JOBQ_FAULT("mqq.get.received");
-            if (s_take(q, si, (size_t)n, pid, item) == 0) return JOBQ_OK;
+            if (s_take(q, si, (size_t)n, pid, item) == 0)
+                return JOBQ_OK;
             continue;
         }
         int err = errno;
-        if (err == EINTR) continue;
+        if (err == EINTR)
+            continue;
         if (err != ETIMEDOUT && err != EAGAIN) {
             LOG_WARN("mq://%s: mq_timedreceive: %s", q->name, strerror(err));
             rc = JOBQ_ESYS;
@@ -848,7 +876,8 @@ s_get(void *impl, jobq_item_t *item, int64_t timeout_ms)
         s_lazy_reclaim(q);
         scan = 1;
     }
-    if (si != MQQ_NONE) s_release(q, si, pid);
+    if (si != MQQ_NONE)
+        s_release(q, si, pid);
     return rc;
 }
 
@@ -859,7 +888,8 @@ s_task_done(void *impl, const jobq_item_t *item)
     mqq_seg_t *seg = q->seg;
     if (item) {
         uint64_t si = (item->token >> 40) - 1;
-        if (item->token == 0 || si >= MQQ_SLOTS) return JOBQ_ESTATE;
+        if (item->token == 0 || si >= MQQ_SLOTS)
+            return JOBQ_ESTATE;
         uint64_t w = atomic_load(&seg->slots[si].word);
         if (W_STATE(w) != S_HELD ||
             (W_DONE(w) & TOKEN_DONE_MASK) != (item->token & TOKEN_DONE_MASK))
@@ -880,8 +910,10 @@ s_task_done(void *impl, const jobq_item_t *item)
                 best_w = w;
             }
         }
-        if (best == MQQ_NONE) return JOBQ_ESTATE;
-        if (s_finish(q, best, best_w) == 0) return JOBQ_OK;
+        if (best == MQQ_NONE)
+            return JOBQ_ESTATE;
+        if (s_finish(q, best, best_w) == 0)
+            return JOBQ_OK;
     }
 }
 
@@ -906,8 +938,10 @@ s_join(void *impl, int64_t timeout_ms)
     for (;;) {
         uint32_t seq = atomic_load(&seg->done_seq);
         atomic_store(&seg->join_flag, 1);
-        if (s_unfinished(q) == 0) return JOBQ_OK;
-        if (jobq_remaining_ms(deadline) == 0) return JOBQ_ETIMEDOUT;
+        if (s_unfinished(q) == 0)
+            return JOBQ_OK;
+        if (jobq_remaining_ms(deadline) == 0)
+            return JOBQ_ETIMEDOUT;
         s_lazy_reclaim(q);
         jobq_futex_wait((uint32_t *)&seg->done_seq, seq, s_slice(deadline));
     }
@@ -961,8 +995,10 @@ s_send_result(mqq_t *q, const mqq_res_hdr_t *hdr, const void *out, const void *e
     h.kind = MQQ_KIND_RESULT;
     h.hdr_len = MQQ_RESULT_HDR;
     h.check = 0;
-    if (olen) memcpy(buf + sizeof h, out, olen);
-    if (elen) memcpy(buf + sizeof h + olen, err, elen);
+    if (olen)
+        memcpy(buf + sizeof h, out, olen);
+    if (elen)
+        memcpy(buf + sizeof h + olen, err, elen);
     h.check = s_check(&h, sizeof h, buf + sizeof h, olen + elen);
     memcpy(buf, &h, sizeof h);
     int64_t deadline = jobq_deadline_ms(timeout_ms);
@@ -975,8 +1011,10 @@ s_send_result(mqq_t *q, const mqq_res_hdr_t *hdr, const void *out, const void *e
             s_abs_realtime(jobq_remaining_ms(deadline), &abs);
             r = mq_timedsend(q->results, (const char *)buf, sizeof h + olen + elen, 0, &abs);
         }
-        if (r == 0) return JOBQ_OK;
-        if (errno == EINTR) continue;
+        if (r == 0)
+            return JOBQ_OK;
+        if (errno == EINTR)
+            continue;
         if (errno == ETIMEDOUT || errno == EAGAIN)
             return timeout_ms == 0 ? JOBQ_EFULL : JOBQ_ETIMEDOUT;
         LOG_WARN("mq://%s: sending a result: %s", q->name, strerror(errno));
@@ -1016,7 +1054,8 @@ static int
 s_result_valid(const unsigned char *buf, size_t n)
 {
     mqq_res_hdr_t h;
-    if (n < sizeof h) return 0;
+    if (n < sizeof h)
+        return 0;
     memcpy(&h, buf, sizeof h);
     if (h.magic != MQQ_MSG_MAGIC || h.kind != MQQ_KIND_RESULT || h.hdr_len != MQQ_RESULT_HDR ||
         (uint64_t)h.output_len + h.error_len != n - sizeof h || h.status >= JOBQ_STATUS_COUNT_)
@@ -1058,7 +1097,8 @@ s_get_result(void *impl, jobq_result_t *res, int64_t timeout_ms)
             LOG_WARN("mq://%s: dropped a malformed %zd-byte result", q->name, n);
             continue;
         }
-        if (errno == EINTR) continue;
+        if (errno == EINTR)
+            continue;
         if (errno != ETIMEDOUT && errno != EAGAIN) {
             LOG_WARN("mq://%s: receiving a result: %s", q->name, strerror(errno));
             break;
@@ -1078,9 +1118,12 @@ s_get_result(void *impl, jobq_result_t *res, int64_t timeout_ms)
 static void
 s_detach(mqq_t *q)
 {
-    if (q->seg) munmap(q->seg, sizeof *q->seg);
-    if (q->jobs != (mqd_t)-1) mq_close(q->jobs);
-    if (q->results != (mqd_t)-1) mq_close(q->results);
+    if (q->seg)
+        munmap(q->seg, sizeof *q->seg);
+    if (q->jobs != (mqd_t)-1)
+        mq_close(q->jobs);
+    if (q->results != (mqd_t)-1)
+        mq_close(q->results);
     q->seg = NULL;
     q->jobs = q->results = (mqd_t)-1;
 }
@@ -1137,7 +1180,8 @@ s_check_mq(mqq_t *q, mqd_t d, const char *obj, unsigned depth)
 {
     struct mq_attr a;
     struct stat st;
-    if (mq_getattr(d, &a) < 0 || fstat((int)d, &st) < 0) return JOBQ_ESYS;
+    if (mq_getattr(d, &a) < 0 || fstat((int)d, &st) < 0)
+        return JOBQ_ESYS;
     if (st.st_uid != geteuid() || (st.st_mode & 077)) {
         LOG_WARN("mq://%s: %s is not private to this user (uid %u, mode %o): refusing it", q->name,
                  obj, (unsigned)st.st_uid, (unsigned)(st.st_mode & 0777));
@@ -1170,13 +1214,15 @@ s_map_existing(mqq_t *q, int fd)
     int64_t give_up = jobq_now_ms() + MQQ_INIT_WAIT_MS;
     struct stat st;
     for (;;) {
-        if (fstat(fd, &st) < 0) return JOBQ_ESYS;
+        if (fstat(fd, &st) < 0)
+            return JOBQ_ESYS;
         if (st.st_uid != geteuid() || (st.st_mode & 077)) {
             LOG_WARN("mq://%s: state segment is not private to this user (uid %u, mode %o)",
                      q->name, (unsigned)st.st_uid, (unsigned)(st.st_mode & 0777));
             return JOBQ_EFORBIDDEN;
         }
-        if ((uint64_t)st.st_size == sizeof(mqq_seg_t)) break;
+        if ((uint64_t)st.st_size == sizeof(mqq_seg_t))
+            break;
         if ((uint64_t)st.st_size > sizeof(mqq_seg_t) || jobq_now_ms() >= give_up)
             return s_stale(q, "state segment has %lld bytes, not %zu", (long long)st.st_size,
                            sizeof(mqq_seg_t));
@@ -1184,12 +1230,15 @@ s_map_existing(mqq_t *q, int fd)
     }
     mqq_seg_t *seg =
         mmap(NULL, sizeof *seg, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
-    if (seg == MAP_FAILED) return JOBQ_ESYS;
+    if (seg == MAP_FAILED)
+        return JOBQ_ESYS;
     q->seg = seg;
     for (;;) {
         uint64_t magic = atomic_load_explicit(&seg->magic, memory_order_acquire);
-        if (magic == MQQ_SEG_MAGIC) break;
-        if (magic != 0) return s_stale(q, "state segment has a bad magic number");
+        if (magic == MQQ_SEG_MAGIC)
+            break;
+        if (magic != 0)
+            return s_stale(q, "state segment has a bad magic number");
         pid_t creator = atomic_load(&seg->creator_pid);
         if (creator && !s_alive(creator, atomic_load(&seg->creator_start)))
             return s_stale(q, "its creator (pid %d) died before finishing it", (int)creator);
@@ -1211,14 +1260,17 @@ s_attach(mqq_t *q, const mqq_names_t *n)
 {
     int fd = shm_open(n->seg, O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0);
     if (fd < 0) {
-        if (errno == ENOENT) return JOBQ_ENOTFOUND;
+        if (errno == ENOENT)
+            return JOBQ_ENOTFOUND;
         LOG_WARN("mq://%s: shm_open(%s): %s", q->name, n->seg, strerror(errno));
         return JOBQ_ESYS;
     }
     int rc = s_map_existing(q, fd);
     close(fd);
-    if (rc == JOBQ_OK) rc = s_open_mqs(q, n);
-    if (rc != JOBQ_OK) s_detach(q);
+    if (rc == JOBQ_OK)
+        rc = s_open_mqs(q, n);
+    if (rc != JOBQ_OK)
+        s_detach(q);
     return rc;
 }
 
@@ -1229,8 +1281,10 @@ s_create_mq(mqq_t *q, const char *obj, unsigned depth)
     struct mq_attr a = {.mq_maxmsg = depth, .mq_msgsize = MQQ_MSGSIZE};
     for (int tries = 0; tries < 2; tries++) {
         mqd_t d = mq_open(obj, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600, &a);
-        if (d != (mqd_t)-1) return d;
-        if (errno != EEXIST) break;
+        if (d != (mqd_t)-1)
+            return d;
+        if (errno != EEXIST)
+            break;
         LOG_NOTICE("mq://%s: removing %s left by a crashed run", q->name, obj);
         mq_unlink(obj);
     }
@@ -1273,7 +1327,8 @@ s_create(mqq_t *q, const mqq_names_t *n, const jobq_queue_opts_t *opts)
     res_depth = res_depth < cap ? res_depth : cap;
     int fd = shm_open(n->seg, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
-        if (errno == EEXIST) return MQQ_EXISTS;
+        if (errno == EEXIST)
+            return MQQ_EXISTS;
         LOG_WARN("mq://%s: shm_open(%s): %s", q->name, n->seg, strerror(errno));
         return JOBQ_ESYS;
     }
@@ -1290,7 +1345,8 @@ s_create(mqq_t *q, const mqq_names_t *n, const jobq_queue_opts_t *opts)
     q->seg = seg;
     s_init_segment(seg, depth, res_depth);
     q->jobs = s_create_mq(q, n->jobs, depth);
-    if (q->jobs != (mqd_t)-1) q->results = s_create_mq(q, n->results, res_depth);
+    if (q->jobs != (mqd_t)-1)
+        q->results = s_create_mq(q, n->results, res_depth);
     if (q->results == (mqd_t)-1) {
         s_detach(q);
         s_unlink_names(n);
@@ -1306,7 +1362,8 @@ s_open_create(mqq_t *q, const mqq_names_t *n, const jobq_queue_opts_t *opts)
 {
     for (int tries = 0; tries < 5; tries++) {
         int rc = s_create(q, n, opts);
-        if (rc != MQQ_EXISTS) return rc;
+        if (rc != MQQ_EXISTS)
+            return rc;
         rc = s_attach(q, n);
         if (rc == JOBQ_OK && (opts->flags & JOBQ_QUEUE_EXCL)) {
             s_detach(q);
@@ -1317,7 +1374,8 @@ s_open_create(mqq_t *q, const mqq_names_t *n, const jobq_queue_opts_t *opts)
             s_unlink_names(n);
             continue;
         }
-        if (rc != JOBQ_ENOTFOUND) return rc;
+        if (rc != JOBQ_ENOTFOUND)
+            return rc;
     }
     LOG_WARN("mq://%s: the queue's objects kept changing while opening it", q->name);
     return JOBQ_EBUSY;

@@ -119,7 +119,8 @@ s_await(shmq_t *q, int cond, s_ready_fn ready, uint32_t arg, int64_t timeout_ms,
     int swept = 0;
     for (;;) {
         int r = ready(q, arg);
-        if (r != S_WAIT) return r;
+        if (r != S_WAIT)
+            return r;
         if (timeout_ms == 0) {
             if (swept++) /* once: maybe a dead holder keeps what we want */
                 return busy;
@@ -131,7 +132,8 @@ s_await(shmq_t *q, int cond, s_ready_fn ready, uint32_t arg, int64_t timeout_ms,
         else if (jobq_now_ms() >= deadline)
             return JOBQ_ETIMEDOUT;
         r = shmq_wait(q, cond, deadline);
-        if (r != JOBQ_OK) return r;
+        if (r != JOBQ_OK)
+            return r;
     }
 }
 
@@ -140,9 +142,11 @@ static int
 s_enter(shmq_t *q, int cond, s_ready_fn ready, uint32_t arg, int64_t timeout_ms, int busy)
 {
     int rc = shmq_lock(q);
-    if (rc != JOBQ_OK) return rc;
+    if (rc != JOBQ_OK)
+        return rc;
     rc = s_await(q, cond, ready, arg, timeout_ms, busy);
-    if (rc != JOBQ_OK && rc != JOBQ_ECORRUPT) shmq_unlock(q);
+    if (rc != JOBQ_OK && rc != JOBQ_ECORRUPT)
+        shmq_unlock(q);
     return rc;
 }
 
@@ -159,7 +163,8 @@ static int
 s_put_ready(shmq_t *q, uint32_t len_sentinel)
 {
     uint32_t len = len_sentinel >> 1;
-    if (q->h->closed && !(len_sentinel & 1)) return JOBQ_ECLOSED;
+    if (q->h->closed && !(len_sentinel & 1))
+        return JOBQ_ECLOSED;
     return shmq_room(q, SHMQ_ITEMS, len, 0) ? JOBQ_OK : S_WAIT;
 }
 
@@ -186,9 +191,11 @@ s_fill_held(shmq_t *q, int ch, uint32_t idx, const void *a, uint32_t alen, const
     shmq_unlock(q);
     JOBQ_FAULT("shmq.put.reserved");
     shmq_fill(q, ch, idx, 0, a, alen);
-    if (blen) shmq_fill(q, ch, idx, alen, b, blen);
+    if (blen)
+        shmq_fill(q, ch, idx, alen, b, blen);
     int rc = shmq_lock(q);
-    if (rc != JOBQ_OK) return rc;
+    if (rc != JOBQ_OK)
+        return rc;
     if (!s_is_mine(s, SHMQ_WRITING, gen, me)) {
         shmq_unlock(q); /* someone reclaimed our reservation */
         return JOBQ_ESTATE;
@@ -203,13 +210,17 @@ s_put(void *impl, jobq_job_t *job, int sentinel, int64_t timeout_ms)
     shmq_t *q = impl;
     shmq_hdr_t *h = q->h;
     uint32_t len = sentinel ? 0 : job->payload_len;
-    if (len && !job->payload) return JOBQ_EINVAL;
-    if (len > JOBQ_PAYLOAD_MAX || len > h->ch[SHMQ_ITEMS].max_bytes) return JOBQ_ETOOBIG;
-    if (job->max_attempts == 0) return JOBQ_EINVAL;
+    if (len && !job->payload)
+        return JOBQ_EINVAL;
+    if (len > JOBQ_PAYLOAD_MAX || len > h->ch[SHMQ_ITEMS].max_bytes)
+        return JOBQ_ETOOBIG;
+    if (job->max_attempts == 0)
+        return JOBQ_EINVAL;
     uint32_t pcrc = shmq_crc32c(0, job->payload, len);
     int rc =
         s_enter(q, SHMQ_NOTFULL, s_put_ready, len << 1 | (sentinel != 0), timeout_ms, JOBQ_EFULL);
-    if (rc != JOBQ_OK) return rc;
+    if (rc != JOBQ_OK)
+        return rc;
     jobq_id_t id = job->id;
     if (jobq_id_is_zero(&id)) {
         uint64_t seq = h->id_seq + 1;
@@ -249,8 +260,10 @@ s_get_ready(shmq_t *q, uint32_t unused)
     const shmq_chan_t *c = q->v[SHMQ_ITEMS].c;
     uint64_t queued = c->tail - c->head;
     (void)unused;
-    if (queued && c->ntaken < q->h->inflight_cap) return JOBQ_OK;
-    if (q->h->closed && !queued && !c->nwriting) return JOBQ_ECLOSED;
+    if (queued && c->ntaken < q->h->inflight_cap)
+        return JOBQ_OK;
+    if (q->h->closed && !queued && !c->nwriting)
+        return JOBQ_ECLOSED;
     return S_WAIT;
 }
 
@@ -263,8 +276,10 @@ s_finish(shmq_t *q, uint32_t idx)
     shmq_release(q, SHMQ_ITEMS, idx);
     JOBQ_FAULT("shmq.task_done.locked");
     shmq_signal(q, SHMQ_NOTFULL, 1);
-    if (was_cap) shmq_signal(q, SHMQ_NOTEMPTY, INT32_MAX);
-    if (shmq_unfinished(h) == 0) shmq_signal(q, SHMQ_ALLDONE, INT32_MAX);
+    if (was_cap)
+        shmq_signal(q, SHMQ_NOTEMPTY, INT32_MAX);
+    if (shmq_unfinished(h) == 0)
+        shmq_signal(q, SHMQ_ALLDONE, INT32_MAX);
 }
 
 /* A taken item failed its checks: finish it so join() is not held up. */
@@ -275,8 +290,10 @@ s_get_corrupt(shmq_t *q, uint32_t idx, uint32_t gen, jobq_item_t *item)
     LOG_WARN("shm queue: item in slot %u failed its length or checksum check; dropped", idx);
     jobq_free(item->payload);
     memset(item, 0, sizeof *item);
-    if (shmq_lock(q) != JOBQ_OK) return JOBQ_ECORRUPT;
-    if (s_is_mine(&q->v[SHMQ_ITEMS].slots[idx], SHMQ_TAKEN, gen, me)) s_finish(q, idx);
+    if (shmq_lock(q) != JOBQ_OK)
+        return JOBQ_ECORRUPT;
+    if (s_is_mine(&q->v[SHMQ_ITEMS].slots[idx], SHMQ_TAKEN, gen, me))
+        s_finish(q, idx);
     shmq_unlock(q);
     return JOBQ_ECORRUPT;
 }
@@ -286,7 +303,8 @@ s_get(void *impl, jobq_item_t *item, int64_t timeout_ms)
 {
     shmq_t *q = impl;
     int rc = s_enter(q, SHMQ_NOTEMPTY, s_get_ready, 0, timeout_ms, JOBQ_EEMPTY);
-    if (rc != JOBQ_OK) return rc;
+    if (rc != JOBQ_OK)
+        return rc;
     shmq_self_t me = shmq_self();
     uint32_t idx = shmq_take(q, SHMQ_ITEMS, me);
     if (idx == SHMQ_NIL) {
@@ -308,7 +326,8 @@ s_get(void *impl, jobq_item_t *item, int64_t timeout_ms)
     item->ttr_ms = snap.ttr_ms;
     item->sentinel = (snap.flags & SHMQ_F_SENTINEL) != 0;
     item->token = (uint64_t)snap.gen << 32 | idx;
-    if (snap.len > JOBQ_PAYLOAD_MAX) return s_get_corrupt(q, idx, snap.gen, item);
+    if (snap.len > JOBQ_PAYLOAD_MAX)
+        return s_get_corrupt(q, idx, snap.gen, item);
     item->payload_len = snap.len;
     if (snap.len) {
         item->payload = jobq_malloc(snap.len);
@@ -350,7 +369,8 @@ s_task_done(void *impl, const jobq_item_t *item)
     shmq_t *q = impl;
     shmq_self_t me = shmq_self();
     int rc = shmq_lock(q);
-    if (rc != JOBQ_OK) return rc;
+    if (rc != JOBQ_OK)
+        return rc;
     uint32_t idx = s_find_held(q, item, me);
     if (idx == SHMQ_NIL) {
         shmq_unlock(q);
@@ -375,7 +395,8 @@ s_join(void *impl, int64_t timeout_ms)
 {
     shmq_t *q = impl;
     int rc = s_enter(q, SHMQ_ALLDONE, s_join_ready, 0, timeout_ms, JOBQ_ETIMEDOUT);
-    if (rc == JOBQ_OK) shmq_unlock(q);
+    if (rc == JOBQ_OK)
+        shmq_unlock(q);
     return rc;
 }
 
@@ -384,7 +405,8 @@ s_close(void *impl)
 {
     shmq_t *q = impl;
     int rc = shmq_lock(q);
-    if (rc != JOBQ_OK) return rc;
+    if (rc != JOBQ_OK)
+        return rc;
     if (!q->h->closed) {
         shmq_set32(q, &q->h->closed, 1);
         shmq_signal(q, SHMQ_NOTEMPTY, INT32_MAX);
@@ -398,7 +420,8 @@ static size_t
 s_size(void *impl)
 {
     shmq_t *q = impl;
-    if (shmq_lock(q) != JOBQ_OK) return 0;
+    if (shmq_lock(q) != JOBQ_OK)
+        return 0;
     const shmq_chan_t *c = q->v[SHMQ_ITEMS].c;
     size_t n = (size_t)(c->tail - c->head);
     shmq_unlock(q);
@@ -409,7 +432,8 @@ static int
 s_full(void *impl)
 {
     shmq_t *q = impl;
-    if (shmq_lock(q) != JOBQ_OK) return 0;
+    if (shmq_lock(q) != JOBQ_OK)
+        return 0;
     const shmq_chan_t *c = q->v[SHMQ_ITEMS].c;
     int full = c->tail - c->head + c->nwriting >= c->cap_items || c->bytes >= c->max_bytes;
     shmq_unlock(q);
@@ -420,7 +444,8 @@ static size_t
 s_unfinished(void *impl)
 {
     shmq_t *q = impl;
-    if (shmq_lock(q) != JOBQ_OK) return 0;
+    if (shmq_lock(q) != JOBQ_OK)
+        return 0;
     size_t n = (size_t)shmq_unfinished(q->h);
     shmq_unlock(q);
     return n;
@@ -430,7 +455,8 @@ static int
 s_reclaim(void *impl, pid_t pid, int sig)
 {
     shmq_t *q = impl;
-    if (pid <= 0 || shmq_lock(q) != JOBQ_OK) return -1;
+    if (pid <= 0 || shmq_lock(q) != JOBQ_OK)
+        return -1;
     int n = shmq_reclaim_dead(q, pid, sig);
     shmq_unlock(q);
     return n;
@@ -448,15 +474,18 @@ static int
 s_put_result(void *impl, const jobq_result_t *res, int64_t timeout_ms)
 {
     shmq_t *q = impl;
-    if ((res->output_len && !res->output) || (res->error_len && !res->error)) return JOBQ_EINVAL;
+    if ((res->output_len && !res->output) || (res->error_len && !res->error))
+        return JOBQ_EINVAL;
     if (res->output_len > JOBQ_PAYLOAD_MAX || res->error_len > JOBQ_ERROR_TEXT_MAX)
         return JOBQ_ETOOBIG;
     uint32_t len = res->output_len + res->error_len;
-    if (len > q->h->ch[SHMQ_RESULTS].max_bytes) return JOBQ_ETOOBIG;
+    if (len > q->h->ch[SHMQ_RESULTS].max_bytes)
+        return JOBQ_ETOOBIG;
     uint32_t pcrc =
         shmq_crc32c(shmq_crc32c(0, res->output, res->output_len), res->error, res->error_len);
     int rc = s_enter(q, SHMQ_RNOTFULL, s_result_room, len, timeout_ms, JOBQ_EFULL);
-    if (rc != JOBQ_OK) return rc;
+    if (rc != JOBQ_OK)
+        return rc;
     int chunked = len > SHMQ_INLINE;
     uint32_t idx = shmq_reserve(q, SHMQ_RESULTS, len, chunked);
     if (idx == SHMQ_NIL) {
@@ -476,10 +505,13 @@ s_put_result(void *impl, const jobq_result_t *res, int64_t timeout_ms)
     if (chunked) {
         rc = s_fill_held(q, SHMQ_RESULTS, idx, res->output, res->output_len, res->error,
                          res->error_len);
-        if (rc != JOBQ_OK) return rc;
+        if (rc != JOBQ_OK)
+            return rc;
     } else {
-        if (res->output_len) memcpy(s->inl, res->output, res->output_len);
-        if (res->error_len) memcpy(s->inl + res->output_len, res->error, res->error_len);
+        if (res->output_len)
+            memcpy(s->inl, res->output, res->output_len);
+        if (res->error_len)
+            memcpy(s->inl + res->output_len, res->error, res->error_len);
     }
     JOBQ_FAULT("shmq.result.locked");
     shmq_publish(q, SHMQ_RESULTS, idx, 0);
@@ -510,12 +542,14 @@ s_result_copy(shmq_t *q, uint32_t idx, shmq_slot_t *snap)
         q->rbuf_cap = len;
     }
     if (!bad && len <= SHMQ_INLINE) {
-        if (len) memcpy(q->rbuf, snap->inl, len);
+        if (len)
+            memcpy(q->rbuf, snap->inl, len);
     } else if (!bad) {
         shmq_self_t me = shmq_self();
         shmq_unlock(q); /* the slot is TAKEN by us: copy without the lock */
         bad = shmq_copy_out(q, SHMQ_RESULTS, idx, q->rbuf, len) != 0;
-        if (shmq_lock(q) != JOBQ_OK) return JOBQ_ECORRUPT;
+        if (shmq_lock(q) != JOBQ_OK)
+            return JOBQ_ECORRUPT;
         if (!s_is_mine(s, SHMQ_TAKEN, snap->gen, me)) {
             shmq_unlock(q);
             return JOBQ_ECORRUPT;
@@ -534,7 +568,8 @@ s_get_result(void *impl, jobq_result_t *res, int64_t timeout_ms)
     shmq_slot_t snap;
     memset(res, 0, sizeof *res);
     int rc = s_enter(q, SHMQ_RNOTEMPTY, s_result_ready, 0, timeout_ms, JOBQ_EEMPTY);
-    if (rc != JOBQ_OK) return rc;
+    if (rc != JOBQ_OK)
+        return rc;
     uint32_t idx = shmq_take(q, SHMQ_RESULTS, shmq_self());
     if (idx == SHMQ_NIL) {
         shmq_unlock(q);
@@ -590,7 +625,8 @@ shmq_open(const jobq_url_t *url, const jobq_queue_opts_t *opts, const jobq_queue
 {
     shmq_t *q = NULL;
     int rc = shmq_seg_open(url->name, opts, &q);
-    if (rc != JOBQ_OK) return rc;
+    if (rc != JOBQ_OK)
+        return rc;
     *ops = &s_ops;
     *impl = q;
     return JOBQ_OK;
@@ -601,7 +637,8 @@ shmq_new_anon(const jobq_queue_opts_t *opts, const jobq_queue_ops_t **ops, void 
 {
     shmq_t *q = NULL;
     int rc = shmq_seg_anon(opts, &q);
-    if (rc != JOBQ_OK) return rc;
+    if (rc != JOBQ_OK)
+        return rc;
     *ops = &s_ops;
     *impl = q;
     return JOBQ_OK;
@@ -611,8 +648,10 @@ int
 shmq_unlink(const jobq_url_t *url)
 {
     char obj[256];
-    if (shmq_object_name(url->name, obj, sizeof obj) != 0) return JOBQ_EURL;
-    if (shm_unlink(obj) == 0) return JOBQ_OK;
+    if (shmq_object_name(url->name, obj, sizeof obj) != 0)
+        return JOBQ_EURL;
+    if (shm_unlink(obj) == 0)
+        return JOBQ_OK;
     return errno == ENOENT ? JOBQ_ENOTFOUND : JOBQ_ESYS;
 }
 
@@ -622,12 +661,14 @@ shmq_debug_check(const char *name, char *why, size_t why_len, shmq_stats_t *stat
     shmq_t *q = NULL;
     jobq_queue_opts_t opts = {0, 0, 0, 0};
     int rc = shmq_seg_open(name, &opts, &q);
-    if (rc != JOBQ_OK) return rc;
+    if (rc != JOBQ_OK)
+        return rc;
     if ((rc = shmq_lock(q)) != JOBQ_OK) {
         shmq_seg_close(q);
         return rc;
     }
-    if (shmq_check(q, why, why_len) != 0) rc = JOBQ_ECORRUPT;
+    if (shmq_check(q, why, why_len) != 0)
+        rc = JOBQ_ECORRUPT;
     if (stats) {
         const shmq_hdr_t *h = q->h;
         memset(stats, 0, sizeof *stats);

@@ -34,9 +34,12 @@ shmq_room(shmq_t *q, int ch, uint32_t len, int use_spare)
     const shmq_chan_t *c = q->v[ch].c;
     uint64_t queued = c->tail - c->head;
     uint32_t need = s_chunks_for(len);
-    if (need > c->chunks_stacked + (c->nchunks - c->chunk_hwm)) return 0;
-    if (queued + c->nwriting + c->ntaken >= c->ring_cap) return 0;
-    if (use_spare) return 1;
+    if (need > c->chunks_stacked + (c->nchunks - c->chunk_hwm))
+        return 0;
+    if (queued + c->nwriting + c->ntaken >= c->ring_cap)
+        return 0;
+    if (use_spare)
+        return 1;
     return queued + c->nwriting < c->cap_items && c->bytes + len <= c->max_bytes;
 }
 
@@ -88,9 +91,11 @@ s_chunks_alloc(shmq_t *q, int ch, uint32_t need, uint32_t *first, uint32_t *last
         uint32_t k = c->free_chunk;
         for (uint32_t i = 1; i < from_stack && k < c->nchunks; i++)
             k = v->next[k];
-        if (k >= c->nchunks) return -1;
+        if (k >= c->nchunks)
+            return -1;
         top = v->next[k];
-        if (from_stack < c->chunks_stacked && top >= c->nchunks) return -1;
+        if (from_stack < c->chunks_stacked && top >= c->nchunks)
+            return -1;
         *first = c->free_chunk;
         *last = k;
         shmq_set32(q, &c->free_chunk, from_stack == c->chunks_stacked ? SHMQ_NIL : top);
@@ -119,7 +124,8 @@ s_chunks_free(shmq_t *q, int ch, const shmq_slot_t *s)
     shmq_view_t *v = &q->v[ch];
     shmq_chan_t *c = v->c;
     uint32_t need = s_chunks_for(s->len);
-    if (!need) return;
+    if (!need)
+        return;
     if (s->chunk >= c->nchunks || s->chunk_last >= c->nchunks) {
         LOG_WARN("shm queue: slot with a bad chunk chain; %u chunks leaked", need);
         return;
@@ -138,17 +144,20 @@ shmq_reserve(shmq_t *q, int ch, uint32_t len, int held)
     shmq_chan_t *c = v->c;
     uint32_t idx = c->free_slot;
     if (idx != SHMQ_NIL) {
-        if (idx >= c->ring_cap || v->slots[idx].state != SHMQ_FREE) return SHMQ_NIL;
+        if (idx >= c->ring_cap || v->slots[idx].state != SHMQ_FREE)
+            return SHMQ_NIL;
         shmq_set32(q, &c->free_slot, v->slots[idx].free_next);
     } else {
         idx = c->slot_hwm;
-        if (idx >= c->ring_cap) return SHMQ_NIL;
+        if (idx >= c->ring_cap)
+            return SHMQ_NIL;
         v->slots[idx].gen = 0;
         shmq_set32(q, &c->slot_hwm, idx + 1);
     }
     shmq_slot_t *s = &v->slots[idx];
     s->len = len;
-    if (s_chunks_alloc(q, ch, s_chunks_for(len), &s->chunk, &s->chunk_last) != 0) return SHMQ_NIL;
+    if (s_chunks_alloc(q, ch, s_chunks_for(len), &s->chunk, &s->chunk_last) != 0)
+        return SHMQ_NIL;
     shmq_set64(q, &c->bytes, c->bytes + len);
     shmq_set32(q, &s->state, SHMQ_WRITING);
     if (held) {
@@ -198,7 +207,8 @@ shmq_copy_out(shmq_t *q, int ch, uint32_t idx, void *out, uint32_t len)
     }
     uint32_t k = s->chunk;
     while (len) {
-        if (k >= v->c->nchunks) return -1;
+        if (k >= v->c->nchunks)
+            return -1;
         uint32_t n = len < SHMQ_CHUNK ? len : SHMQ_CHUNK;
         memcpy(p, v->chunks + (uint64_t)k * SHMQ_CHUNK, n);
         p += n;
@@ -240,7 +250,8 @@ shmq_take(shmq_t *q, int ch, shmq_self_t me)
     shmq_view_t *v = &q->v[ch];
     shmq_chan_t *c = v->c;
     uint32_t idx = v->ring[c->head % c->ring_cap];
-    if (idx >= c->ring_cap || v->slots[idx].state != SHMQ_QUEUED) return SHMQ_NIL;
+    if (idx >= c->ring_cap || v->slots[idx].state != SHMQ_QUEUED)
+        return SHMQ_NIL;
     shmq_slot_t *s = &v->slots[idx];
     shmq_set64(q, &c->head, c->head + 1);
     s->owner_pid = me.pid; /* not meaningful while QUEUED: unlogged */
@@ -258,7 +269,8 @@ shmq_release(shmq_t *q, int ch, uint32_t idx)
     shmq_view_t *v = &q->v[ch];
     shmq_chan_t *c = v->c;
     shmq_slot_t *s = &v->slots[idx];
-    if (s->state == SHMQ_TAKEN || s->state == SHMQ_WRITING) shmq_unhold(q, ch, idx);
+    if (s->state == SHMQ_TAKEN || s->state == SHMQ_WRITING)
+        shmq_unhold(q, ch, idx);
     s_chunks_free(q, ch, s);
     shmq_set64(q, &c->bytes, c->bytes - s->len);
     shmq_set32(q, &s->state, SHMQ_FREE);
@@ -329,7 +341,8 @@ s_crash_result(shmq_t *q, const shmq_slot_t *it, int sig)
         return;
     }
     uint32_t idx = shmq_reserve(q, SHMQ_RESULTS, len, 0);
-    if (idx == SHMQ_NIL) return;
+    if (idx == SHMQ_NIL)
+        return;
     shmq_slot_t *r = &q->v[SHMQ_RESULTS].slots[idx];
     r->id = it->id;
     r->attempt = it->attempt;
@@ -351,7 +364,8 @@ s_finish_item(shmq_t *q, uint32_t idx)
 {
     shmq_release(q, SHMQ_ITEMS, idx);
     shmq_signal(q, SHMQ_NOTFULL, INT32_MAX);
-    if (shmq_unfinished(q->h) == 0) shmq_signal(q, SHMQ_ALLDONE, INT32_MAX);
+    if (shmq_unfinished(q->h) == 0)
+        shmq_signal(q, SHMQ_ALLDONE, INT32_MAX);
 }
 
 /* Hands back one record held by a dead (or named) process:
@@ -385,7 +399,8 @@ s_reclaim_one(shmq_t *q, int ch, uint32_t idx, int sig)
         JOBQ_FAULT("shmq.reclaim.locked");
         s_finish_item(q, idx);
     }
-    if (was_cap) shmq_signal(q, SHMQ_NOTEMPTY, INT32_MAX);
+    if (was_cap)
+        shmq_signal(q, SHMQ_NOTEMPTY, INT32_MAX);
     shmq_commit(q);
 }
 
@@ -403,7 +418,8 @@ static int
 s_is_dead(s_seen_t *seen, pid_t pid, uint64_t start)
 {
     for (int i = 0; i < seen->n; i++)
-        if (seen->e[i].pid == pid && seen->e[i].start == start) return seen->e[i].dead;
+        if (seen->e[i].pid == pid && seen->e[i].start == start)
+            return seen->e[i].dead;
     int dead = shmq_dead(pid, start);
     if (seen->n < 32) {
         seen->e[seen->n].pid = pid;
@@ -434,17 +450,20 @@ shmq_reclaim_dead(shmq_t *q, pid_t pid, int sig)
             i = next;
         }
     }
-    if (pid > 0) return items;
+    if (pid > 0)
+        return items;
     shmq_hdr_t *h = q->h;
     for (uint32_t i = 0; i < SHMQ_WAITERS; i++) {
         shmq_waiter_t *w = &h->waiters[i];
-        if (w->pid == 0 || !s_is_dead(&seen, w->pid, w->start)) continue;
+        if (w->pid == 0 || !s_is_dead(&seen, w->pid, w->start))
+            continue;
         if (w->cond < SHMQ_NCOND && h->nwait[w->cond] > 0)
             shmq_set32(q, &h->nwait[w->cond], h->nwait[w->cond] - 1);
         shmq_set32(q, (uint32_t *)&w->pid, 0);
         shmq_commit(q);
     }
-    if (items) LOG_INFO("shm queue: handed back %d items of dead holders", items);
+    if (items)
+        LOG_INFO("shm queue: handed back %d items of dead holders", items);
     return items;
 }
 
@@ -452,7 +471,8 @@ void
 shmq_sweep(shmq_t *q, int force)
 {
     int64_t now = jobq_now_ms();
-    if (!force && now - q->h->last_sweep_ms < SHMQ_SWEEP_MS) return;
+    if (!force && now - q->h->last_sweep_ms < SHMQ_SWEEP_MS)
+        return;
     q->h->last_sweep_ms = now;
     shmq_reclaim_dead(q, 0, 0);
 }

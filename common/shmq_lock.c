@@ -53,7 +53,8 @@ s_rollback(shmq_t *q)
 {
     shmq_hdr_t *h = q->h;
     uint32_t n = h->undo_n;
-    if (n > SHMQ_UNDO_MAX) return -1;
+    if (n > SHMQ_UNDO_MAX)
+        return -1;
     for (uint32_t i = n; i-- > 0;) {
         uint64_t off = h->undo[i].off & ~1ull;
         int wide = (int)(h->undo[i].off & 1);
@@ -64,7 +65,8 @@ s_rollback(shmq_t *q)
             *(uint64_t *)(q->base + off) = h->undo[i].old;
         else
             *(uint32_t *)(q->base + off) = (uint32_t)h->undo[i].old;
-        if (i == n / 2) JOBQ_FAULT("shmq.repair");
+        if (i == n / 2)
+            JOBQ_FAULT("shmq.repair");
     }
     atomic_signal_fence(memory_order_seq_cst);
     h->undo_n = 0;
@@ -110,21 +112,27 @@ shmq_lock(shmq_t *q)
     /* Checked first: glibc 2.36's trylock on an unrecoverable robust mutex
      * returns ENOTRECOVERABLE but leaves the lock word taken by the caller, so
      * the caller's next lock would deadlock on itself. */
-    if (__atomic_load_n(&q->h->broken, __ATOMIC_ACQUIRE)) return JOBQ_ECORRUPT;
+    if (__atomic_load_n(&q->h->broken, __ATOMIC_ACQUIRE))
+        return JOBQ_ECORRUPT;
     for (int i = 0; i < S_LOCK_SPIN && rc == EBUSY; i++) {
         rc = pthread_mutex_trylock(m);
-        if (rc == EBUSY) jobq_cpu_relax();
+        if (rc == EBUSY)
+            jobq_cpu_relax();
     }
-    if (rc == EBUSY) rc = pthread_mutex_lock(m);
-    if (rc == 0) return JOBQ_OK;
-    if (rc == EOWNERDEAD) return s_repair(q);
+    if (rc == EBUSY)
+        rc = pthread_mutex_lock(m);
+    if (rc == 0)
+        return JOBQ_OK;
+    if (rc == EOWNERDEAD)
+        return s_repair(q);
     return JOBQ_ECORRUPT; /* ENOTRECOVERABLE, or a mutex that is not one */
 }
 
 void
 shmq_abort(shmq_t *q)
 {
-    if (s_rollback(q) != 0) LOG_ERR("shm queue: undo log out of bounds while aborting a step");
+    if (s_rollback(q) != 0)
+        LOG_ERR("shm queue: undo log out of bounds while aborting a step");
     shmq_unlock(q);
 }
 
@@ -171,7 +179,8 @@ s_waiter_add(shmq_t *q, int cond, shmq_self_t me)
     shmq_hdr_t *h = q->h;
     for (int i = 0; i < (int)SHMQ_WAITERS; i++) {
         shmq_waiter_t *w = &h->waiters[i];
-        if (w->pid != 0) continue;
+        if (w->pid != 0)
+            continue;
         w->cond = (uint32_t)cond; /* meaningful only once pid is set */
         w->start = me.start;
         shmq_set32(q, (uint32_t *)&w->pid, (uint32_t)me.pid);
@@ -185,7 +194,8 @@ static void
 s_waiter_del(shmq_t *q, int i, int cond, shmq_self_t me)
 {
     shmq_hdr_t *h = q->h;
-    if (i < 0) return;
+    if (i < 0)
+        return;
     shmq_waiter_t *w = &h->waiters[i];
     if (w->pid != me.pid || w->start != me.start || w->cond != (uint32_t)cond)
         return; /* a sweep took it (it judged us dead: cannot happen while we run) */
@@ -201,7 +211,8 @@ static int
 s_spin(uint32_t *word, uint32_t seq)
 {
     for (int i = 0; i < S_WAIT_SPIN + S_WAIT_YIELD; i++) {
-        if (__atomic_load_n(word, __ATOMIC_ACQUIRE) != seq) return 1;
+        if (__atomic_load_n(word, __ATOMIC_ACQUIRE) != seq)
+            return 1;
         if (i < S_WAIT_SPIN)
             jobq_cpu_relax();
         else
@@ -219,18 +230,22 @@ shmq_wait(shmq_t *q, int cond, int64_t deadline_ms)
     shmq_unlock(q);
     int moved = s_spin(word, seq);
     int rc = shmq_lock(q);
-    if (rc != JOBQ_OK || moved || __atomic_load_n(word, __ATOMIC_ACQUIRE) != seq) return rc;
+    if (rc != JOBQ_OK || moved || __atomic_load_n(word, __ATOMIC_ACQUIRE) != seq)
+        return rc;
     shmq_self_t me = shmq_self();
     int slot = s_waiter_add(q, cond, me);
     shmq_unlock(q);
     int64_t slice = slot < 0 ? 1 : SHMQ_SLICE_MS; /* unregistered: poll */
     int64_t left = jobq_remaining_ms(deadline_ms);
-    if (left >= 0 && left < slice) slice = left;
+    if (left >= 0 && left < slice)
+        slice = left;
     int w = jobq_futex_wait(word, seq, slice);
     rc = shmq_lock(q);
-    if (rc != JOBQ_OK) return rc;
+    if (rc != JOBQ_OK)
+        return rc;
     s_waiter_del(q, slot, cond, me);
-    if (w == ETIMEDOUT) shmq_sweep(q, 0);
+    if (w == ETIMEDOUT)
+        shmq_sweep(q, 0);
     return JOBQ_OK;
 }
 
@@ -254,10 +269,12 @@ static int
 s_check_chain(const shmq_view_t *v, const shmq_slot_t *s, uint8_t *cmark)
 {
     const shmq_chan_t *c = v->c;
-    if (s->len <= SHMQ_INLINE) return s->chunk == SHMQ_NIL ? 0 : -1;
+    if (s->len <= SHMQ_INLINE)
+        return s->chunk == SHMQ_NIL ? 0 : -1;
     uint32_t need = (s->len + SHMQ_CHUNK - 1) / SHMQ_CHUNK, k = s->chunk, last = SHMQ_NIL;
     for (uint32_t i = 0; i < need; i++) {
-        if (k >= c->chunk_hwm || cmark[k]) return -1;
+        if (k >= c->chunk_hwm || cmark[k])
+            return -1;
         cmark[k] = 1;
         last = k;
         k = v->next[k];
@@ -295,7 +312,8 @@ s_check_slots(const shmq_view_t *v, uint8_t *mark, const char *name, char *why, 
         mark[i] = 2;
     }
     for (uint32_t i = 0; i < c->slot_hwm; i++)
-        if (!mark[i]) return s_fail(why, len, "%s: slot %u is in no list", name, i);
+        if (!mark[i])
+            return s_fail(why, len, "%s: slot %u is in no list", name, i);
     return 0;
 }
 
@@ -308,7 +326,8 @@ s_check_chunks(const shmq_view_t *v, const uint8_t *mark, uint8_t *cmark, const 
     const shmq_chan_t *c = v->c;
     uint64_t bytes = 0;
     for (uint32_t i = 0; i < c->slot_hwm; i++) {
-        if (mark[i] != 1) continue;
+        if (mark[i] != 1)
+            continue;
         bytes += v->slots[i].len;
         if (s_check_chain(v, &v->slots[i], cmark) != 0)
             return s_fail(why, len, "%s: chunk chain of slot %u is broken", name, i);
@@ -322,9 +341,11 @@ s_check_chunks(const shmq_view_t *v, const uint8_t *mark, uint8_t *cmark, const 
             return s_fail(why, len, "%s: free chunk stack broken at %u", name, k);
         cmark[k] = 1;
     }
-    if (k != SHMQ_NIL) return s_fail(why, len, "%s: free chunk stack longer than counted", name);
+    if (k != SHMQ_NIL)
+        return s_fail(why, len, "%s: free chunk stack longer than counted", name);
     for (k = 0; k < c->chunk_hwm; k++)
-        if (!cmark[k]) return s_fail(why, len, "%s: chunk %u is lost", name, k);
+        if (!cmark[k])
+            return s_fail(why, len, "%s: chunk %u is lost", name, k);
     return 0;
 }
 
@@ -339,7 +360,8 @@ s_check_chan(shmq_t *q, int ch, char *why, size_t len)
         return s_fail(why, len, "%s: counters out of range", name);
     uint8_t *mark = jobq_calloc(c->ring_cap + 1, 1), *cmark = jobq_calloc(c->nchunks + 1, 1);
     int rc = s_check_slots(v, mark, name, why, len);
-    if (rc == 0) rc = s_check_chunks(v, mark, cmark, name, why, len);
+    if (rc == 0)
+        rc = s_check_chunks(v, mark, cmark, name, why, len);
     jobq_free(mark);
     jobq_free(cmark);
     return rc;
@@ -350,18 +372,22 @@ shmq_check(shmq_t *q, char *why, size_t why_len)
 {
     shmq_hdr_t *h = q->h;
     uint32_t counted[SHMQ_NCOND] = {0};
-    if (h->undo_n != 0) return s_fail(why, why_len, "uncommitted step");
+    if (h->undo_n != 0)
+        return s_fail(why, why_len, "uncommitted step");
     for (int ch = 0; ch < 2; ch++)
-        if (s_check_chan(q, ch, why, why_len) != 0) return -1;
+        if (s_check_chan(q, ch, why, why_len) != 0)
+            return -1;
     if (h->ch[SHMQ_ITEMS].ntaken > h->inflight_cap)
         return s_fail(why, why_len, "more items taken than allowed");
     for (uint32_t i = 0; i < SHMQ_WAITERS; i++) {
-        if (h->waiters[i].pid == 0) continue;
+        if (h->waiters[i].pid == 0)
+            continue;
         if (h->waiters[i].cond >= SHMQ_NCOND)
             return s_fail(why, why_len, "waiter %u has no condition", i);
         counted[h->waiters[i].cond]++;
     }
     for (int c = 0; c < SHMQ_NCOND; c++)
-        if (counted[c] != h->nwait[c]) return s_fail(why, why_len, "sleeper count %d differs", c);
+        if (counted[c] != h->nwait[c])
+            return s_fail(why, why_len, "sleeper count %d differs", c);
     return 0;
 }

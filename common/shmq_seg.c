@@ -86,7 +86,8 @@ shmq_proc_stat(pid_t pid, uint64_t *start, int *zombie)
     char path[64], buf[1024];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
+    if (fd < 0)
+        return -1;
     ssize_t n = read(fd, buf, sizeof buf - 1);
     int saved = errno;
     close(fd);
@@ -122,7 +123,8 @@ shmq_self(void)
         pthread_once(&s_me_once, s_me_register);
         shmq_self_t me = {getpid(), 0};
         int zombie;
-        if (!s_proc || shmq_proc_stat(me.pid, &me.start, &zombie) != 0) me.start = 0;
+        if (!s_proc || shmq_proc_stat(me.pid, &me.start, &zombie) != 0)
+            me.start = 0;
         s_me = me; /* threads racing here write the same value */
         __atomic_store_n(&s_me_ok, 1, __ATOMIC_RELEASE);
     }
@@ -134,12 +136,14 @@ shmq_dead(pid_t pid, uint64_t start)
 {
     uint64_t now_start;
     int zombie;
-    if (pid <= 0) return 1;
+    if (pid <= 0)
+        return 1;
     pthread_once(&s_me_once, s_me_register);
     if (s_proc) {
         if (shmq_proc_stat(pid, &now_start, &zombie) == 0)
             return zombie || (start != 0 && now_start != start);
-        if (errno == ENOENT || errno == ESRCH) return 1;
+        if (errno == ENOENT || errno == ESRCH)
+            return 1;
     }
     return kill(pid, 0) == -1 && errno == ESRCH;
 }
@@ -187,10 +191,12 @@ uint32_t
 shmq_crc32c(uint32_t crc, const void *data, size_t len)
 {
     const uint8_t *p = data;
-    if (!__atomic_load_n(&s_crc_ready, __ATOMIC_ACQUIRE)) pthread_once(&s_crc_once, s_crc_init);
+    if (!__atomic_load_n(&s_crc_ready, __ATOMIC_ACQUIRE))
+        pthread_once(&s_crc_once, s_crc_init);
     crc = ~crc;
 #if defined(__x86_64__)
-    if (s_crc_hw) return ~s_crc_sse42(crc, p, len);
+    if (s_crc_hw)
+        return ~s_crc_sse42(crc, p, len);
 #endif
     for (; len; p++, len--)
         crc = s_crc_table[(crc ^ *p) & 0xff] ^ (crc >> 8);
@@ -316,10 +322,13 @@ s_init(void *base, const shmq_hdr_t *g)
         h->ch[i].free_slot = h->ch[i].free_chunk = SHMQ_NIL;
         h->ch[i].held_head = h->ch[i].held_tail = SHMQ_NIL;
     }
-    if (pthread_mutexattr_init(&ma) != 0) return -1;
+    if (pthread_mutexattr_init(&ma) != 0)
+        return -1;
     int rc = pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
-    if (rc == 0) rc = pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
-    if (rc == 0) rc = pthread_mutex_init(&h->lock, &ma);
+    if (rc == 0)
+        rc = pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
+    if (rc == 0)
+        rc = pthread_mutex_init(&h->lock, &ma);
     pthread_mutexattr_destroy(&ma);
     if (rc != 0) {
         errno = rc;
@@ -335,7 +344,8 @@ shmq_seg_anon(const jobq_queue_opts_t *opts, shmq_t **out)
 {
     shmq_hdr_t g;
     int rc = s_geometry(opts, &g);
-    if (rc != JOBQ_OK) return rc;
+    if (rc != JOBQ_OK)
+        return rc;
     void *base = mmap(NULL, g.seg_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (base == MAP_FAILED) {
         LOG_WARN("mmap of %llu bytes: %s", (unsigned long long)g.seg_size, strerror(errno));
@@ -352,7 +362,8 @@ shmq_seg_anon(const jobq_queue_opts_t *opts, shmq_t **out)
 void
 shmq_seg_close(shmq_t *q)
 {
-    if (!q) return;
+    if (!q)
+        return;
     munmap(q->base, q->size);
     jobq_free(q->rbuf);
     jobq_free(q);
@@ -373,7 +384,8 @@ s_attach_fd(int fd, shmq_t **out, const char **why)
 {
     struct stat st;
     shmq_hdr_t h;
-    if (fstat(fd, &st) != 0) return JOBQ_ESYS;
+    if (fstat(fd, &st) != 0)
+        return JOBQ_ESYS;
     if (st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
         *why = "owned by another user or open to group/others";
         return JOBQ_EFORBIDDEN;
@@ -383,9 +395,11 @@ s_attach_fd(int fd, shmq_t **out, const char **why)
         return JOBQ_ECORRUPT;
     }
     int rc = s_validate(&h, (uint64_t)st.st_size, why);
-    if (rc != JOBQ_OK) return rc;
+    if (rc != JOBQ_OK)
+        return rc;
     void *base = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (base == MAP_FAILED) return JOBQ_ESYS;
+    if (base == MAP_FAILED)
+        return JOBQ_ESYS;
     *out = s_handle(base, (size_t)st.st_size);
     return JOBQ_OK;
 }
@@ -395,17 +409,21 @@ static void
 s_remove_dead_temps(const char *obj)
 {
     char prefix[S_OBJ_MAX];
-    if (snprintf(prefix, sizeof prefix, "%s" S_TMP_MARK, obj + 1) >= (int)sizeof prefix) return;
+    if (snprintf(prefix, sizeof prefix, "%s" S_TMP_MARK, obj + 1) >= (int)sizeof prefix)
+        return;
     size_t plen = strlen(prefix);
     DIR *d = opendir(S_SHM_DIR);
-    if (!d) return;
+    if (!d)
+        return;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        if (strncmp(e->d_name, prefix, plen) != 0) continue;
+        if (strncmp(e->d_name, prefix, plen) != 0)
+            continue;
         long pid = strtol(e->d_name + plen, NULL, 10);
         if (pid > 0 && kill((pid_t)pid, 0) == -1 && errno == ESRCH) {
             char tmp[S_PATH_MAX];
-            if (snprintf(tmp, sizeof tmp, "/%s", e->d_name) < (int)sizeof tmp) shm_unlink(tmp);
+            if (snprintf(tmp, sizeof tmp, "/%s", e->d_name) < (int)sizeof tmp)
+                shm_unlink(tmp);
         }
     }
     closedir(d);
@@ -424,11 +442,13 @@ s_publish(const char *tmp, const char *obj, int stale_fd)
         return -1;
     }
     if (stale_fd < 0) {
-        if (link(tpath, opath) == 0) return 0;
+        if (link(tpath, opath) == 0)
+            return 0;
         return errno == EEXIST ? 1 : -1;
     }
     struct stat a, b;
-    if (flock(stale_fd, LOCK_EX) != 0) return -1;
+    if (flock(stale_fd, LOCK_EX) != 0)
+        return -1;
     int rc = 1;
     if (fstat(stale_fd, &a) == 0 && stat(opath, &b) == 0 && a.st_ino == b.st_ino &&
         a.st_dev == b.st_dev)
@@ -446,7 +466,8 @@ s_create(const char *obj, const jobq_queue_opts_t *opts, int stale_fd, shmq_t **
     char tmp[S_OBJ_MAX];
     uint32_t rnd = 0;
     int rc = s_geometry(opts, &g);
-    if (rc != JOBQ_OK) return rc;
+    if (rc != JOBQ_OK)
+        return rc;
     struct statvfs vfs;
     if (statvfs(S_SHM_DIR, &vfs) == 0 && (uint64_t)vfs.f_bavail * vfs.f_frsize < g.seg_size) {
         LOG_WARN("%s has less than the %llu bytes a queue of these limits needs", S_SHM_DIR,
@@ -460,17 +481,20 @@ s_create(const char *obj, const jobq_queue_opts_t *opts, int stale_fd, shmq_t **
         (int)sizeof tmp)
         return JOBQ_EURL;
     int fd = shm_open(tmp, O_RDWR | O_CREAT | O_EXCL, 0600);
-    if (fd < 0) return JOBQ_ESYS;
+    if (fd < 0)
+        return JOBQ_ESYS;
     void *base = MAP_FAILED;
     if (fchmod(fd, 0600) == 0 && ftruncate(fd, (off_t)g.seg_size) == 0)
         base = mmap(NULL, g.seg_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     int pub = -1;
-    if (base != MAP_FAILED && s_init(base, &g) == 0) pub = s_publish(tmp, obj, stale_fd);
+    if (base != MAP_FAILED && s_init(base, &g) == 0)
+        pub = s_publish(tmp, obj, stale_fd);
     int saved = errno;
     close(fd);
     shm_unlink(tmp); /* after link or rename the final name keeps the object alive */
     if (pub != 0) {
-        if (base != MAP_FAILED) munmap(base, g.seg_size);
+        if (base != MAP_FAILED)
+            munmap(base, g.seg_size);
         errno = saved;
         return pub == 1 ? JOBQ_EDUPLICATE : JOBQ_ESYS;
     }
@@ -485,14 +509,18 @@ shmq_seg_open(const char *name, const jobq_queue_opts_t *opts, shmq_t **out)
     const char *why = "";
     int create = (opts->flags & JOBQ_QUEUE_CREATE) != 0;
     int excl = create && (opts->flags & JOBQ_QUEUE_EXCL);
-    if (shmq_object_name(name, obj, sizeof obj) != 0) return JOBQ_EURL;
+    if (shmq_object_name(name, obj, sizeof obj) != 0)
+        return JOBQ_EURL;
     for (int attempt = 0; attempt < 16; attempt++) {
         int fd = shm_open(obj, O_RDWR, 0);
-        if (fd < 0 && errno != ENOENT) return errno == EACCES ? JOBQ_EFORBIDDEN : JOBQ_ESYS;
+        if (fd < 0 && errno != ENOENT)
+            return errno == EACCES ? JOBQ_EFORBIDDEN : JOBQ_ESYS;
         if (fd < 0) {
-            if (!create) return JOBQ_ENOTFOUND;
+            if (!create)
+                return JOBQ_ENOTFOUND;
             int rc = s_create(obj, opts, -1, out);
-            if (rc != JOBQ_EDUPLICATE) return rc;
+            if (rc != JOBQ_EDUPLICATE)
+                return rc;
             continue; /* another creator won: attach to theirs */
         }
         int rc = s_attach_fd(fd, out, &why);
@@ -510,7 +538,8 @@ shmq_seg_open(const char *name, const jobq_queue_opts_t *opts, shmq_t **out)
             if (create) {
                 rc = s_create(obj, opts, fd, out);
                 close(fd);
-                if (rc == JOBQ_EDUPLICATE) continue; /* someone replaced it first */
+                if (rc == JOBQ_EDUPLICATE)
+                    continue; /* someone replaced it first */
                 return rc;
             }
         }

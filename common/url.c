@@ -174,8 +174,10 @@ jobq_url_parse(const char *text, jobq_url_t *url, char *why, size_t why_len)
     if (sep)
         return s_fail(why, why_len, "unknown scheme '%.*s': use shm://, mq://, tcp:// or ipc://",
                       (int)(sep - text), text);
-    return s_fail(why, why_len, "'%s' has no scheme: use shm://NAME, mq://NAME, tcp://HOST:PORT "
-                                "or ipc://PATH", text);
+    return s_fail(why, why_len,
+                  "'%s' has no scheme: use shm://NAME, mq://NAME, tcp://HOST:PORT "
+                  "or ipc://PATH",
+                  text);
 }
 
 const char *

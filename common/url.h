@@ -28,12 +28,12 @@ typedef enum jobq_url_scheme {
 
 typedef struct jobq_url {
     jobq_url_scheme scheme;
-    char name[JOBQ_URL_NAME_MAX + 1];  /* shm/mq NAME */
-    char host[256];                    /* tcp HOST without brackets; "*" = any */
-    int port;                          /* tcp port; 0 = any (bind only) */
+    char name[JOBQ_URL_NAME_MAX + 1];     /* shm/mq NAME */
+    char host[256];                       /* tcp HOST without brackets; "*" = any */
+    int port;                             /* tcp port; 0 = any (bind only) */
     char path[JOBQ_URL_IPC_PATH_MAX + 1]; /* ipc PATH */
-    char endpoint[JOBQ_URL_MAX];       /* tcp/ipc: the ZeroMQ endpoint string */
-    int nparams;                       /* shm/mq query parameters */
+    char endpoint[JOBQ_URL_MAX];          /* tcp/ipc: the ZeroMQ endpoint string */
+    int nparams;                          /* shm/mq query parameters */
     char keys[JOBQ_URL_PARAMS_MAX][32];
     char values[JOBQ_URL_PARAMS_MAX][64];
 } jobq_url_t;

@@ -180,14 +180,16 @@ s_bit_index(uint32_t bit)
 const char *
 wire_type_name(int type)
 {
-    if (type <= 0 || type >= WIRE_TYPE_MAX_) return "?";
+    if (type <= 0 || type >= WIRE_TYPE_MAX_)
+        return "?";
     return s_type_names[type];
 }
 
 const char *
 wire_field_name(uint32_t field)
 {
-    if (field == 0 || (field & (field - 1)) || (field & ~(uint32_t)S_ALL_FIELDS)) return "?";
+    if (field == 0 || (field & (field - 1)) || (field & ~(uint32_t)S_ALL_FIELDS))
+        return "?";
     return s_body_fields[s_bit_index(field)].key;
 }
 
@@ -253,7 +255,8 @@ s_failat(wire_msg_t *m, int code, s_at_t at, const char *fmt, ...)
         n = snprintf(m->error, sizeof m->error, "%s[%" PRIu32 "].%s: ", at.arr, at.idx, at.key);
     else
         n = snprintf(m->error, sizeof m->error, "%s[%" PRIu32 "]: ", at.arr, at.idx);
-    if (n < 0 || (size_t)n >= sizeof m->error) return code;
+    if (n < 0 || (size_t)n >= sizeof m->error)
+        return code;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(m->error + n, sizeof m->error - (size_t)n, fmt, ap);
@@ -480,8 +483,10 @@ s_dec_map(wire_msg_t *m, const msgpack_object *o, const s_field_t *fs, int n, s_
             keep[f] = &kv->val;
         else if (rc == 0 && f >= 0)
             rc = s_dec_field(m, &fs[f], &kv->val, fat, base);
-        if (rc) return rc;
-        if (f >= 0) *seen |= 1u << f;
+        if (rc)
+            return rc;
+        if (f >= 0)
+            *seen |= 1u << f;
     }
     for (int f = 0; f < n; f++)
         if (fs[f].req && !(*seen & (1u << f)))
@@ -507,7 +512,8 @@ s_dec_job(wire_msg_t *m, const msgpack_object *o, uint32_t i, jobq_job_t *job)
     jobq_job_init(job);
     int rc = s_dec_map(m, o, s_job_fields, S_NFIELDS(s_job_fields), (s_at_t){"jobs", i, NULL}, job,
                        &seen, NULL);
-    if (rc == 0 && m->type == WIRE_DELIVER) rc = s_deliver_check(m, job, i, JOBQ_EPROTO);
+    if (rc == 0 && m->type == WIRE_DELIVER)
+        rc = s_deliver_check(m, job, i, JOBQ_EPROTO);
     return rc;
 }
 
@@ -540,7 +546,8 @@ s_alloc_arrays(wire_msg_t *m, const msgpack_object *const *keep)
 {
     for (size_t i = 0; i < S_NARRAYS; i++) {
         const msgpack_object *o = keep[s_bit_index(s_arrays[i].bit)];
-        if (!o) continue;
+        if (!o)
+            continue;
         s_at_t at = {NULL, 0, wire_field_name(s_arrays[i].bit)};
         if (o->type != MSGPACK_OBJECT_ARRAY)
             return s_failat(m, JOBQ_EPROTO, at, "expected array, got %s", s_kind(o));
@@ -548,7 +555,8 @@ s_alloc_arrays(wire_msg_t *m, const msgpack_object *const *keep)
         if (n > s_arrays[i].max)
             return s_failat(m, JOBQ_ETOOBIG, at, "%" PRIu32 " entries, limit %" PRIu32, n,
                             s_arrays[i].max);
-        if (n < s_arrays[i].min) return s_failat(m, JOBQ_EPROTO, at, "empty");
+        if (n < s_arrays[i].min)
+            return s_failat(m, JOBQ_EPROTO, at, "empty");
         *(uint32_t *)(void *)((char *)m + s_arrays[i].count_off) = n;
     }
     size_t o_res = m->njobs * sizeof(jobq_job_t);
@@ -557,7 +565,8 @@ s_alloc_arrays(wire_msg_t *m, const msgpack_object *const *keep)
     size_t o_code = o_lease + m->nleases * sizeof(wire_lease_t);
     size_t o_id = o_code + m->ncodes * sizeof(uint32_t);
     size_t total = o_id + m->nids * sizeof(jobq_id_t);
-    if (total == 0) return 0;
+    if (total == 0)
+        return 0;
     char *base = jobq_malloc(total);
     m->owned_ = base;
     m->jobs = m->njobs ? (jobq_job_t *)(void *)base : NULL;
@@ -647,8 +656,10 @@ s_frame(wire_msg_t *m, const msgpack_object *root)
     const msgpack_object *keep[S_NBODY] = {0};
     int rc =
         s_dec_map(m, &e[2], s_body_fields, S_NBODY, (s_at_t){NULL, 0, NULL}, m, &m->fields, keep);
-    if (rc == 0) rc = s_alloc_arrays(m, keep);
-    if (rc == 0) rc = s_check_message(m, JOBQ_EPROTO);
+    if (rc == 0)
+        rc = s_alloc_arrays(m, keep);
+    if (rc == 0)
+        rc = s_check_message(m, JOBQ_EPROTO);
     return rc ? rc : s_fill_arrays(m, keep);
 }
 
@@ -656,12 +667,14 @@ int
 wire_decode(wire_msg_t *msg, const void *data, size_t len, size_t max_frame)
 {
     wire_msg_init(msg, (wire_type)0);
-    if (max_frame == 0) max_frame = WIRE_MAX_FRAME;
+    if (max_frame == 0)
+        max_frame = WIRE_MAX_FRAME;
     if (len > max_frame)
         return s_fail(msg, JOBQ_ETOOBIG, "frame: %zu bytes, limit %zu", len, max_frame);
     const char *why;
     int rc = wire_prescan(data, len, &why);
-    if (rc != JOBQ_OK) return s_fail(msg, rc, "frame: %s", why);
+    if (rc != JOBQ_OK)
+        return s_fail(msg, rc, "frame: %s", why);
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
     size_t off = 0;
@@ -713,12 +726,14 @@ s_chk_field(wire_msg_t *m, const s_field_t *d, const void *base, s_at_t at)
         uint32_t n = s_get_slice(d, base, &p);
         if (n > d->hi)
             return s_failat(m, JOBQ_ETOOBIG, at, "%" PRIu32 " bytes, limit %" PRIu64, n, d->hi);
-        if (n && !p) return s_failat(m, JOBQ_EINVAL, at, "NULL with length %" PRIu32, n);
+        if (n && !p)
+            return s_failat(m, JOBQ_EINVAL, at, "NULL with length %" PRIu32, n);
         if (d->type == S_QN && !jobq_queue_name_valid(p, n))
             return s_failat(m, JOBQ_EINVAL, at, "not a valid queue name");
         return 0;
     }
-    if (d->type == S_ID || d->type == S_I32) return 0;
+    if (d->type == S_ID || d->type == S_I32)
+        return 0;
     uint64_t v = s_get_int(d, base);
     if (v < d->lo || v > d->hi)
         return s_failat(m, JOBQ_EINVAL, at, "%" PRIu64 " out of range %" PRIu64 "..%" PRIu64, v,
@@ -732,10 +747,12 @@ static int
 s_emit(const s_field_t *d, const void *base)
 {
     const void *p;
-    if (d->req) return 1;
+    if (d->req)
+        return 1;
     if (d->type == S_ID)
         return !jobq_id_is_zero((const jobq_id_t *)(const void *)((const char *)base + d->off));
-    if (s_is_slice(d)) return s_get_slice(d, base, &p) > 0;
+    if (s_is_slice(d))
+        return s_get_slice(d, base, &p) > 0;
     return s_get_int(d, base) != d->dflt;
 }
 
@@ -767,12 +784,14 @@ s_enc_map(wire_msg_t *m, msgpack_packer *pk, const s_field_t *fs, int n, s_at_t 
     size_t count = 0;
     for (int f = 0; f < n; f++) {
         int rc = s_chk_field(m, &fs[f], base, (s_at_t){at.arr, at.idx, fs[f].key});
-        if (rc) return rc;
+        if (rc)
+            return rc;
         count += (size_t)s_emit(&fs[f], base);
     }
     msgpack_pack_map(pk, count);
     for (int f = 0; f < n; f++)
-        if (s_emit(&fs[f], base)) s_enc_field(pk, &fs[f], base);
+        if (s_emit(&fs[f], base))
+            s_enc_field(pk, &fs[f], base);
     return 0;
 }
 
@@ -784,7 +803,8 @@ s_enc_batch(wire_msg_t *m, msgpack_packer *pk, wire_buf_t *out, size_t start, ui
     uint32_t n = jobs ? m->njobs : m->nresults;
     msgpack_pack_array(pk, n);
     for (uint32_t i = 0; rc == 0 && i < n; i++) {
-        if (jobs && m->type == WIRE_DELIVER) rc = s_deliver_check(m, &m->jobs[i], i, JOBQ_EINVAL);
+        if (jobs && m->type == WIRE_DELIVER)
+            rc = s_deliver_check(m, &m->jobs[i], i, JOBQ_EINVAL);
         if (rc == 0 && jobs)
             rc = s_enc_map(m, pk, s_job_fields, S_NFIELDS(s_job_fields), (s_at_t){"jobs", i, NULL},
                            &m->jobs[i]);
@@ -835,13 +855,15 @@ s_check_encode(wire_msg_t *m)
         return s_fail(m, JOBQ_EINVAL, "fields: unknown bits 0x%" PRIx32,
                       m->fields & ~(uint32_t)S_ALL_FIELDS);
     for (size_t i = 0; i < S_NARRAYS; i++) {
-        if (!(m->fields & s_arrays[i].bit)) continue;
+        if (!(m->fields & s_arrays[i].bit))
+            continue;
         s_at_t at = {NULL, 0, wire_field_name(s_arrays[i].bit)};
         uint32_t n = s_count(m, i);
         if (n > s_arrays[i].max)
             return s_failat(m, JOBQ_ETOOBIG, at, "%" PRIu32 " entries, limit %" PRIu32, n,
                             s_arrays[i].max);
-        if (n < s_arrays[i].min) return s_failat(m, JOBQ_EINVAL, at, "empty");
+        if (n < s_arrays[i].min)
+            return s_failat(m, JOBQ_EINVAL, at, "empty");
         if (n && !s_has_ptr(m, i))
             return s_failat(m, JOBQ_EINVAL, at, "NULL with %" PRIu32 " entries", n);
     }
@@ -853,7 +875,8 @@ wire_encode(wire_msg_t *msg, wire_buf_t *out)
 {
     msg->error[0] = '\0';
     int rc = s_check_encode(msg);
-    if (rc != JOBQ_OK) return rc;
+    if (rc != JOBQ_OK)
+        return rc;
     size_t start = out->len;
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, s_write);
@@ -864,10 +887,12 @@ wire_encode(wire_msg_t *msg, wire_buf_t *out)
     for (int i = 0; rc == 0 && i < S_NBODY; i++) {
         const s_field_t *d = &s_body_fields[i];
         uint32_t bit = 1u << i;
-        if (!(msg->fields & bit)) continue;
+        if (!(msg->fields & bit))
+            continue;
         if (d->type != S_ARR) {
             rc = s_chk_field(msg, d, msg, (s_at_t){NULL, 0, d->key});
-            if (rc == 0) s_enc_field(&pk, d, msg);
+            if (rc == 0)
+                s_enc_field(&pk, d, msg);
             continue;
         }
         msgpack_pack_str_with_body(&pk, d->key, strlen(d->key));
@@ -879,7 +904,8 @@ wire_encode(wire_msg_t *msg, wire_buf_t *out)
     if (rc == 0 && out->len - start > WIRE_MAX_FRAME)
         rc = s_fail(msg, JOBQ_ETOOBIG, "frame: %zu bytes, limit %u", out->len - start,
                     (unsigned)WIRE_MAX_FRAME);
-    if (rc != JOBQ_OK) out->len = start;
+    if (rc != JOBQ_OK)
+        out->len = start;
     return rc;
 }
 
@@ -910,7 +936,8 @@ s_records_eq(const s_field_t *fs, int nf, const void *a, const void *b, uint32_t
 {
     for (uint32_t i = 0; i < n; i++)
         for (int f = 0; f < nf; f++)
-            if (!s_field_eq(&fs[f], (const char *)a + i * sz, (const char *)b + i * sz)) return 0;
+            if (!s_field_eq(&fs[f], (const char *)a + i * sz, (const char *)b + i * sz))
+                return 0;
     return 1;
 }
 
@@ -920,7 +947,8 @@ s_arrays_eq(const wire_msg_t *a, const wire_msg_t *b)
 {
     uint32_t f = a->fields;
     for (size_t i = 0; i < S_NARRAYS; i++)
-        if ((f & s_arrays[i].bit) && s_count(a, i) != s_count(b, i)) return 0;
+        if ((f & s_arrays[i].bit) && s_count(a, i) != s_count(b, i))
+            return 0;
     for (uint32_t i = 0; (f & WIRE_F_LEASES) && i < a->nleases; i++)
         if (memcmp(&a->leases[i].id, &b->leases[i].id, sizeof(jobq_id_t)) != 0 ||
             a->leases[i].attempt != b->leases[i].attempt)
@@ -942,7 +970,8 @@ s_arrays_eq(const wire_msg_t *a, const wire_msg_t *b)
 int
 wire_msg_equal(const wire_msg_t *a, const wire_msg_t *b)
 {
-    if (a->type != b->type || a->fields != b->fields) return 0;
+    if (a->type != b->type || a->fields != b->fields)
+        return 0;
     for (int i = 0; i < S_NBODY; i++)
         if ((a->fields & (1u << i)) && s_body_fields[i].type != S_ARR &&
             !s_field_eq(&s_body_fields[i], a, b))

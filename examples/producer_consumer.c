@@ -100,7 +100,8 @@ main(int argc, char **argv)
             perror("fork");
             return 1;
         }
-        if (pids[i] == 0) _exit(s_consume(q));
+        if (pids[i] == 0)
+            _exit(s_consume(q));
     }
 
     for (int i = 1; i <= items; i++) {
@@ -112,7 +113,8 @@ main(int argc, char **argv)
     printf("all %d items done; results:\n", items);
     for (int i = 0; i < items; i++) {
         jobq_result_t res;
-        if (jobq_queue_get_result(q, &res, 1000) != JOBQ_OK) break;
+        if (jobq_queue_get_result(q, &res, 1000) != JOBQ_OK)
+            break;
         printf("  %.*s\n", (int)res.output_len, (const char *)res.output);
     }
 

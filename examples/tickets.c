@@ -61,11 +61,13 @@ s_naive_round(int buyers)
 {
     office_t *office =
         mmap(NULL, sizeof *office, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (office == MAP_FAILED) return -1;
+    if (office == MAP_FAILED)
+        return -1;
     office->tickets = TICKETS;
     fflush(stdout);
     for (int i = 1; i <= buyers; i++) {
-        if (fork() != 0) continue;
+        if (fork() != 0)
+            continue;
         int left = office->tickets; /* read */
         s_network_delay((unsigned)i);
         if (left > 0) {                 /* check */
@@ -126,7 +128,8 @@ s_queue_round(int buyers)
     o.workers = (unsigned)buyers; /* one worker per buyer: they all race */
     o.fn = s_buy;
     o.fn_arg = tickets;
-    if (jobq_pool_new(&o, &pool) != JOBQ_OK || jobq_pool_start(pool) != JOBQ_OK) return -1;
+    if (jobq_pool_new(&o, &pool) != JOBQ_OK || jobq_pool_start(pool) != JOBQ_OK)
+        return -1;
     for (int i = 1; i <= buyers; i++) {
         char name[32];
         int n = snprintf(name, sizeof name, "buyer %d", i);
@@ -135,7 +138,8 @@ s_queue_round(int buyers)
     int sold = 0;
     for (int i = 0; i < buyers; i++) {
         jobq_result_t res;
-        if (jobq_queue_get_result(requests, &res, 10000) != JOBQ_OK) break;
+        if (jobq_queue_get_result(requests, &res, 10000) != JOBQ_OK)
+            break;
         char line[160];
         snprintf(line, sizeof line, "%.*s", (int)res.output_len, (const char *)res.output);
         printf("  %s\n", line);

@@ -37,7 +37,8 @@ s_upper(const jobq_job_t *job, jobq_output_t *out, void *arg)
         size_t n = 0;
         for (; n < sizeof chunk && i < job->payload_len; n++, i++)
             chunk[n] = (char)(p[i] >= 'a' && p[i] <= 'z' ? p[i] - 'a' + 'A' : p[i]);
-        if (jobq_output_append(out, chunk, n) != JOBQ_OK) return 1; /* too big: the job fails */
+        if (jobq_output_append(out, chunk, n) != JOBQ_OK)
+            return 1; /* too big: the job fails */
     }
     return 0;
 }
@@ -70,8 +71,10 @@ s_serve(const char *url, unsigned procs)
     o.url = url; /* each worker opens its own handle */
     o.workers = procs;
     o.fn = s_upper;
-    if (rc == JOBQ_OK) rc = jobq_pool_new(&o, &pool);
-    if (rc == JOBQ_OK) rc = jobq_pool_start(pool);
+    if (rc == JOBQ_OK)
+        rc = jobq_pool_new(&o, &pool);
+    if (rc == JOBQ_OK)
+        rc = jobq_pool_start(pool);
     if (rc != JOBQ_OK) {
         fprintf(stderr, "upper: cannot serve %s: %s\n", url, jobq_strerror(rc));
         jobq_pool_destroy(&pool);
@@ -117,7 +120,8 @@ s_ask(const char *url, int n, char **texts)
         jobq_result_t res;
         rc = jobq_queue_get_result(q, &res, 10000);
         for (int i = 0; rc == JOBQ_OK && i < n; i++) {
-            if (memcmp(&res.id, &ids[i], sizeof res.id) != 0) continue;
+            if (memcmp(&res.id, &ids[i], sizeof res.id) != 0)
+                continue;
             printf("%s -> %.*s\n", texts[i], (int)res.output_len, (const char *)res.output);
             answered++;
         }
@@ -137,7 +141,8 @@ s_stop(const char *url, int n)
     for (int i = 0; rc == JOBQ_OK && i < n; i++)
         rc = jobq_queue_put_sentinel(q, 5000);
     jobq_queue_destroy(&q);
-    if (rc != JOBQ_OK) fprintf(stderr, "upper: stop %s: %s\n", url, jobq_strerror(rc));
+    if (rc != JOBQ_OK)
+        fprintf(stderr, "upper: stop %s: %s\n", url, jobq_strerror(rc));
     return rc == JOBQ_OK ? 0 : 1;
 }
 
@@ -159,11 +164,13 @@ s_demo(void)
     }
     fflush(stdout);
     pid_t server = fork();
-    if (server == 0) _exit(s_serve(url, 2));
+    if (server == 0)
+        _exit(s_serve(url, 2));
     int failed = server < 0 || s_ask(url, 3, questions) != 0;
     failed |= s_stop(url, 2);
     int status = 0;
-    if (server > 0) waitpid(server, &status, 0);
+    if (server > 0)
+        waitpid(server, &status, 0);
     jobq_queue_unlink(url);
     return failed || !WIFEXITED(status) || WEXITSTATUS(status) != 0;
 }
@@ -171,11 +178,14 @@ s_demo(void)
 int
 main(int argc, char **argv)
 {
-    if (argc == 1) return s_demo();
+    if (argc == 1)
+        return s_demo();
     if (argc >= 3 && strcmp(argv[1], "serve") == 0)
         return s_serve(argv[2], argc > 3 ? (unsigned)atoi(argv[3]) : 2);
-    if (argc >= 4 && strcmp(argv[1], "ask") == 0) return s_ask(argv[2], argc - 3, argv + 3);
-    if (argc == 4 && strcmp(argv[1], "stop") == 0) return s_stop(argv[2], atoi(argv[3]));
+    if (argc >= 4 && strcmp(argv[1], "ask") == 0)
+        return s_ask(argv[2], argc - 3, argv + 3);
+    if (argc == 4 && strcmp(argv[1], "stop") == 0)
+        return s_stop(argv[2], atoi(argv[3]));
     fprintf(stderr, "usage: upper | upper serve URL [PROCS] | upper ask URL TEXT... | "
                     "upper stop URL N\n");
     return 2;

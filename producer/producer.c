@@ -156,8 +156,7 @@ s_take(jobq_producer_t *p, const jobq_id_t *id, jobq_result_t *res, int64_t time
 }
 
 int
-jobq_producer_wait(jobq_producer_t *p, const jobq_id_t *id, jobq_result_t *res,
-                   int64_t timeout_ms)
+jobq_producer_wait(jobq_producer_t *p, const jobq_id_t *id, jobq_result_t *res, int64_t timeout_ms)
 {
     if (!p || !id || !res)
         return JOBQ_EINVAL;

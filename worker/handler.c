@@ -132,7 +132,8 @@ s_builtin_upper(const jobq_job_t *job, uint32_t time_limit_ms, jobq_output_t *ou
             unsigned char c = p[done + i];
             chunk[i] = (c >= 'a' && c <= 'z') ? (unsigned char)(c - 'a' + 'A') : c;
         }
-        if (s_append_bounded(out, chunk, n) < 0) return;
+        if (s_append_bounded(out, chunk, n) < 0)
+            return;
         done += n;
     }
 }
@@ -158,11 +159,13 @@ s_parse_ms(const char *p, size_t len, uint32_t *ms)
     size_t digits = 0;
     for (; i < len && p[i] >= '0' && p[i] <= '9'; i++, digits++) {
         v = v * 10 + (uint64_t)(p[i] - '0');
-        if (v > UINT32_MAX) return -1;
+        if (v > UINT32_MAX)
+            return -1;
     }
     while (i < len && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r'))
         i++;
-    if (digits == 0 || i != len) return -1;
+    if (digits == 0 || i != len)
+        return -1;
     *ms = (uint32_t)v;
     return 0;
 }
@@ -244,7 +247,8 @@ static void
 s_run_callback(const handler_t *h, const jobq_job_t *job, jobq_output_t *out, jobq_result_t *res)
 {
     int rc = h->fn(job, out, h->arg);
-    if (rc == 0) return;
+    if (rc == 0)
+        return;
     res->status = JOBQ_STATUS_FAILED;
     res->exit_code = rc > 0 ? rc : 1;
 }
@@ -254,7 +258,8 @@ s_run_callback(const handler_t *h, const jobq_job_t *job, jobq_output_t *out, jo
 /* The steps of the child that can fail, for the error text. */
 enum { S_STEP_NONE, S_STEP_SETPGID, S_STEP_PDEATHSIG, S_STEP_ORPHAN, S_STEP_DUP, S_STEP_EXEC };
 static const char *const s_step_names[] = {
-    "?", "setpgid", "prctl(PR_SET_PDEATHSIG)", "getppid (the worker died)", "dup3", ("exec " S_SHELL),
+    "?",    "setpgid",         "prctl(PR_SET_PDEATHSIG)", "getppid (the worker died)",
+    "dup3", ("exec " S_SHELL),
 };
 
 /* What the clone()d child needs. It lives in the parent's frame, which the
@@ -288,7 +293,8 @@ s_child_main(void *arg)
     static const unsigned long dfl_action[8];  /* zeroed kernel sigaction: SIG_DFL */
     static const unsigned long empty_mask[16]; /* an empty kernel sigset */
 
-    if (syscall(SYS_setpgid, 0, 0) != 0) S_CHILD_FAIL(c, S_STEP_SETPGID);
+    if (syscall(SYS_setpgid, 0, 0) != 0)
+        S_CHILD_FAIL(c, S_STEP_SETPGID);
     /* No orphans: die with the thread that started us, and if the worker died
      * before the line above took effect, getppid() has changed already. */
     if (syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
@@ -334,9 +340,11 @@ s_spawn(s_child_t *c, int *err)
 static int
 s_fd_above_stdio(int *fd)
 {
-    if (*fd > 2) return 0;
+    if (*fd > 2)
+        return 0;
     int moved = fcntl(*fd, F_DUPFD_CLOEXEC, 3);
-    if (moved < 0) return -1;
+    if (moved < 0)
+        return -1;
     close(*fd);
     *fd = moved;
     return 0;
@@ -347,7 +355,8 @@ s_fd_above_stdio(int *fd)
 static int
 s_pipe(int fds[2])
 {
-    if (pipe2(fds, O_CLOEXEC) < 0) return -1;
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return -1;
     if (s_fd_above_stdio(&fds[0]) < 0 || s_fd_above_stdio(&fds[1]) < 0) {
         int e = errno;
         close(fds[0]);
@@ -362,7 +371,8 @@ s_pipe(int fds[2])
 static void
 s_close(int *fd)
 {
-    if (*fd >= 0) close(*fd);
+    if (*fd >= 0)
+        close(*fd);
     *fd = -1;
 }
 
@@ -402,7 +412,8 @@ s_build_env(const jobq_job_t *job, const char *queue, s_env_t *vars)
     char **envp = jobq_malloc((n + 4) * sizeof *envp);
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
-        if (!s_is_jobq_var(environ[i])) envp[k++] = environ[i];
+        if (!s_is_jobq_var(environ[i]))
+            envp[k++] = environ[i];
     envp[k++] = vars->id;
     envp[k++] = vars->queue;
     envp[k++] = vars->attempt;
@@ -477,9 +488,12 @@ s_write_payload(s_exec_t *x)
             x->written += (size_t)n;
             continue;
         }
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && errno == EAGAIN) return;
-        if (n < 0 && errno == EPIPE) x->epipe = 1;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return;
+        if (n < 0 && errno == EPIPE)
+            x->epipe = 1;
         break;
     }
     s_close(&x->in_fd);
@@ -493,13 +507,16 @@ s_read_output(s_exec_t *x, int max_reads)
     char buf[S_READ_CHUNK];
     for (int i = 0; i < max_reads && x->out_fd >= 0; i++) {
         ssize_t n = read(x->out_fd, buf, sizeof buf);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && errno == EAGAIN) return;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return;
         if (n <= 0) {
             s_close(&x->out_fd);
             return;
         }
-        if (!jobq_output_truncated(x->out)) s_append_bounded(x->out, buf, (size_t)n);
+        if (!jobq_output_truncated(x->out))
+            s_append_bounded(x->out, buf, (size_t)n);
     }
 }
 
@@ -554,9 +571,12 @@ static int
 s_poll_timeout(const s_exec_t *x, int64_t now_ms)
 {
     int64_t t = -1;
-    if (x->deadline_ms != INT64_MAX) t = x->deadline_ms > now_ms ? x->deadline_ms - now_ms : 0;
-    if (t > INT_MAX) t = INT_MAX;
-    if (x->pidfd < 0 && (t < 0 || t > S_TICK_MS)) t = S_TICK_MS;
+    if (x->deadline_ms != INT64_MAX)
+        t = x->deadline_ms > now_ms ? x->deadline_ms - now_ms : 0;
+    if (t > INT_MAX)
+        t = INT_MAX;
+    if (x->pidfd < 0 && (t < 0 || t > S_TICK_MS))
+        t = S_TICK_MS;
     return (int)t;
 }
 
@@ -568,23 +588,30 @@ s_supervise(s_exec_t *x)
 {
     while (!x->exited) {
         int64_t now_ms = jobq_now_ms();
-        if (now_ms >= x->deadline_ms) s_escalate(x, now_ms);
+        if (now_ms >= x->deadline_ms)
+            s_escalate(x, now_ms);
         struct pollfd fds[3];
         int n = 0, in_i = -1, out_i = -1, pid_i = -1;
-        if (x->in_fd >= 0) in_i = n, fds[n++] = (struct pollfd){.fd = x->in_fd, .events = POLLOUT};
+        if (x->in_fd >= 0)
+            in_i = n, fds[n++] = (struct pollfd){.fd = x->in_fd, .events = POLLOUT};
         if (x->out_fd >= 0)
             out_i = n, fds[n++] = (struct pollfd){.fd = x->out_fd, .events = POLLIN};
-        if (x->pidfd >= 0) pid_i = n, fds[n++] = (struct pollfd){.fd = x->pidfd, .events = POLLIN};
+        if (x->pidfd >= 0)
+            pid_i = n, fds[n++] = (struct pollfd){.fd = x->pidfd, .events = POLLIN};
         int rc = poll(fds, (nfds_t)n, s_poll_timeout(x, now_ms));
         if (rc < 0 && errno != EINTR) {
             LOG_WARN("poll: %s; killing the command's process group", strerror(errno));
             kill(-x->pid, SIGKILL);
             break;
         }
-        if (rc < 0) continue; /* EINTR */
-        if (in_i >= 0 && fds[in_i].revents) s_write_payload(x);
-        if (out_i >= 0 && fds[out_i].revents) s_read_output(x, 4);
-        if (pid_i >= 0 ? fds[pid_i].revents != 0 : s_exited_nowait(x->pid)) x->exited = 1;
+        if (rc < 0)
+            continue; /* EINTR */
+        if (in_i >= 0 && fds[in_i].revents)
+            s_write_payload(x);
+        if (out_i >= 0 && fds[out_i].revents)
+            s_read_output(x, 4);
+        if (pid_i >= 0 ? fds[pid_i].revents != 0 : s_exited_nowait(x->pid))
+            x->exited = 1;
     }
 }
 
@@ -594,7 +621,8 @@ s_supervise(s_exec_t *x)
 static void
 s_reap(s_exec_t *x)
 {
-    if (s_still_ours(x->pid)) kill(-x->pid, SIGKILL);
+    if (s_still_ours(x->pid))
+        kill(-x->pid, SIGKILL);
     s_close(&x->in_fd);
     s_read_output(x, S_DRAIN_READS_MAX);
     s_close(&x->out_fd);
@@ -675,7 +703,8 @@ s_exec_child(pid_t pid, int in_fd, int out_fd, const jobq_job_t *job, uint32_t t
     }
     s_supervise(&x);
     s_reap(&x);
-    if (job->payload_len) s_sigpipe_restore(&sp, x.epipe);
+    if (job->payload_len)
+        s_sigpipe_restore(&sp, x.epipe);
     s_exec_verdict(&x, out, res);
 }
 
@@ -732,7 +761,8 @@ s_new(s_kind kind)
 handler_t *
 handler_new_builtin(const char *name)
 {
-    if (!name) return NULL;
+    if (!name)
+        return NULL;
     for (size_t i = 0; i < sizeof s_builtins / sizeof s_builtins[0]; i++) {
         if (strcmp(name, s_builtins[i].name) == 0) {
             handler_t *h = s_new(S_KIND_BUILTIN);
@@ -767,7 +797,8 @@ handler_destroy(handler_t **h_p)
 {
     JOBQ_ASSERT(h_p);
     handler_t *h = *h_p;
-    if (!h) return;
+    if (!h)
+        return;
     jobq_free(h->cmd);
     jobq_free(h);
     *h_p = NULL;
@@ -785,7 +816,8 @@ static void
 s_finish(jobq_output_t *out, jobq_result_t *res)
 {
     if (jobq_output_truncated(out)) {
-        if (res->status == JOBQ_STATUS_DONE) res->status = JOBQ_STATUS_FAILED;
+        if (res->status == JOBQ_STATUS_DONE)
+            res->status = JOBQ_STATUS_FAILED;
         char text[JOBQ_ERROR_TEXT_MAX + 1];
         const char *prev = jobq_output_error(out);
         snprintf(text, sizeof text, "%.*s%soutput truncated at %zu bytes",

@@ -103,7 +103,8 @@ md5_init(md5_t *ctx)
 void
 md5_update(md5_t *ctx, const void *data, size_t len)
 {
-    if (len == 0) return; /* data may be NULL */
+    if (len == 0)
+        return; /* data may be NULL */
     const uint8_t *p = data;
     size_t used = (size_t)(ctx->len_bytes % 64);
     ctx->len_bytes += len;
@@ -112,12 +113,14 @@ md5_update(md5_t *ctx, const void *data, size_t len)
         memcpy(ctx->block + used, p, take);
         p += take;
         len -= take;
-        if (used + take < 64) return;
+        if (used + take < 64)
+            return;
         s_compress(ctx->state, ctx->block);
     }
     for (; len >= 64; p += 64, len -= 64)
         s_compress(ctx->state, p);
-    if (len) memcpy(ctx->block, p, len);
+    if (len)
+        memcpy(ctx->block, p, len);
 }
 
 void

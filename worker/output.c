@@ -39,7 +39,8 @@ jobq_output_destroy(jobq_output_t **out_p)
 {
     JOBQ_ASSERT(out_p);
     jobq_output_t *out = *out_p;
-    if (!out) return;
+    if (!out)
+        return;
     jobq_free(out->data);
     jobq_free(out);
     *out_p = NULL;
@@ -60,11 +61,13 @@ jobq_output_reset(jobq_output_t *out)
 static void
 s_reserve(jobq_output_t *out, size_t need)
 {
-    if (need <= out->cap) return;
+    if (need <= out->cap)
+        return;
     size_t cap = out->cap ? out->cap : S_MIN_CAP;
     while (cap < need)
         cap = cap > out->limit / 2 ? out->limit : cap * 2;
-    if (cap > out->limit) cap = out->limit;
+    if (cap > out->limit)
+        cap = out->limit;
     out->data = jobq_realloc(out->data, cap);
     out->cap = cap;
 }
@@ -73,8 +76,10 @@ int
 jobq_output_append(jobq_output_t *out, const void *data, size_t len)
 {
     JOBQ_ASSERT(out);
-    if (len == 0) return JOBQ_OK;
-    if (!data) return JOBQ_EINVAL;
+    if (len == 0)
+        return JOBQ_OK;
+    if (!data)
+        return JOBQ_EINVAL;
     if (len > out->limit - out->len) {
         out->truncated = 1;
         return JOBQ_ETOOBIG;
@@ -96,7 +101,8 @@ jobq_output_set_error(jobq_output_t *out, const char *text)
         while (n > 0 && ((unsigned char)text[n] & 0xC0) == 0x80)
             n--;
     }
-    if (n) memcpy(out->error, text, n);
+    if (n)
+        memcpy(out->error, text, n);
     out->error[n] = '\0';
     out->error_len = n;
 }

@@ -125,22 +125,29 @@ jobq_pool_opts_init(jobq_pool_opts_t *opts)
 static handler_t *
 s_handler_new(const jobq_pool_t *pool)
 {
-    if (pool->builtin) return handler_new_builtin(pool->builtin);
-    if (pool->exec) return handler_new_exec(pool->exec);
+    if (pool->builtin)
+        return handler_new_builtin(pool->builtin);
+    if (pool->exec)
+        return handler_new_exec(pool->exec);
     return handler_new_callback(pool->opts.fn, pool->opts.fn_arg);
 }
 
 static int
 s_check_opts(const jobq_pool_opts_t *o)
 {
-    if ((o->url != NULL) == (o->queue != NULL)) return JOBQ_EINVAL;
-    if ((o->fn != NULL) + (o->exec != NULL) + (o->builtin != NULL) != 1) return JOBQ_EINVAL;
-    if (o->mode != JOBQ_POOL_PROCS && o->mode != JOBQ_POOL_THREADS) return JOBQ_EINVAL;
+    if ((o->url != NULL) == (o->queue != NULL))
+        return JOBQ_EINVAL;
+    if ((o->fn != NULL) + (o->exec != NULL) + (o->builtin != NULL) != 1)
+        return JOBQ_EINVAL;
+    if (o->mode != JOBQ_POOL_PROCS && o->mode != JOBQ_POOL_THREADS)
+        return JOBQ_EINVAL;
     if (o->url) {
         jobq_url_t u;
-        if (jobq_url_parse(o->url, &u, NULL, 0) != JOBQ_OK) return JOBQ_EURL;
+        if (jobq_url_parse(o->url, &u, NULL, 0) != JOBQ_OK)
+            return JOBQ_EURL;
     }
-    if (o->nqueues > WIRE_MAX_QUEUES || (o->nqueues && !o->queues)) return JOBQ_EINVAL;
+    if (o->nqueues > WIRE_MAX_QUEUES || (o->nqueues && !o->queues))
+        return JOBQ_EINVAL;
     for (size_t i = 0; i < o->nqueues; i++)
         if (!o->queues[i] || !jobq_queue_name_valid(o->queues[i], strlen(o->queues[i])))
             return JOBQ_EINVAL;
@@ -158,11 +165,13 @@ s_ncpus(void)
 static int
 s_alloc_signal_parts(jobq_pool_t *pool)
 {
-    if (pipe2(pool->wake, O_CLOEXEC | O_NONBLOCK) != 0) return JOBQ_ESYS;
+    if (pipe2(pool->wake, O_CLOEXEC | O_NONBLOCK) != 0)
+        return JOBQ_ESYS;
     pool->shared_len = sizeof(s_shared_t) + pool->n * sizeof(worker_counters_t);
     void *p =
         mmap(NULL, pool->shared_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) return JOBQ_ESYS;
+    if (p == MAP_FAILED)
+        return JOBQ_ESYS;
     pool->shared = p; /* zero-filled by the kernel */
     return JOBQ_OK;
 }
@@ -172,9 +181,11 @@ static void
 s_copy_net(jobq_pool_t *pool, const jobq_pool_opts_t *opts)
 {
     jobq_url_t u;
-    if (!opts->url || jobq_url_parse(opts->url, &u, NULL, 0) != JOBQ_OK) return;
+    if (!opts->url || jobq_url_parse(opts->url, &u, NULL, 0) != JOBQ_OK)
+        return;
     pool->net = u.scheme == JOBQ_URL_TCP || u.scheme == JOBQ_URL_IPC;
-    if (!pool->net) return;
+    if (!pool->net)
+        return;
     pool->endpoint = jobq_strdup(u.endpoint);
     pool->nqueues = (uint32_t)opts->nqueues;
     pool->queues = jobq_calloc(pool->nqueues + 1, sizeof *pool->queues);
@@ -187,10 +198,13 @@ static void
 s_free(jobq_pool_t *pool)
 {
     handler_destroy(&pool->handler);
-    if (pool->own_q) jobq_queue_destroy(&pool->q);
-    if (pool->shared) munmap(pool->shared, pool->shared_len);
+    if (pool->own_q)
+        jobq_queue_destroy(&pool->q);
+    if (pool->shared)
+        munmap(pool->shared, pool->shared_len);
     for (int i = 0; i < 2; i++)
-        if (pool->wake[i] >= 0) close(pool->wake[i]);
+        if (pool->wake[i] >= 0)
+            close(pool->wake[i]);
     pthread_mutex_destroy(&pool->mu);
     pthread_cond_destroy(&pool->cv);
     jobq_free(pool->slots);
@@ -208,11 +222,14 @@ s_free(jobq_pool_t *pool)
 int
 jobq_pool_new(const jobq_pool_opts_t *opts, jobq_pool_t **out)
 {
-    if (!out) return JOBQ_EINVAL;
+    if (!out)
+        return JOBQ_EINVAL;
     *out = NULL;
-    if (!opts) return JOBQ_EINVAL;
+    if (!opts)
+        return JOBQ_EINVAL;
     int rc = s_check_opts(opts);
-    if (rc != JOBQ_OK) return rc;
+    if (rc != JOBQ_OK)
+        return rc;
     jobq_pool_t *pool = jobq_calloc(1, sizeof *pool);
     pool->opts = *opts;
     pool->url = opts->url ? jobq_strdup(opts->url) : NULL;
@@ -247,7 +264,8 @@ jobq_pool_new(const jobq_pool_opts_t *opts, jobq_pool_t **out)
 void
 jobq_pool_stop(jobq_pool_t *pool, int immediate)
 {
-    if (!pool) return;
+    if (!pool)
+        return;
     int saved = errno;
     int want = immediate ? 2 : 1;
     int cur = atomic_load(&pool->shared->stop);
@@ -273,9 +291,12 @@ s_child_close_inherited(jobq_pool_t *pool)
     close(pool->wake[0]);
     close(pool->wake[1]);
     for (unsigned j = 0; j < pool->n; j++) {
-        if (pool->slots[j].state != S_RUNNING) continue;
-        if (pool->slots[j].pidfd >= 0) close(pool->slots[j].pidfd);
-        if (pool->slots[j].report_fd >= 0) close(pool->slots[j].report_fd);
+        if (pool->slots[j].state != S_RUNNING)
+            continue;
+        if (pool->slots[j].pidfd >= 0)
+            close(pool->slots[j].pidfd);
+        if (pool->slots[j].report_fd >= 0)
+            close(pool->slots[j].report_fd);
     }
 }
 
@@ -332,7 +353,8 @@ s_child_main(jobq_pool_t *pool, unsigned i, int report_fd)
     pthread_sigmask(SIG_SETMASK, &pool->caller_mask, NULL);
     s_child_close_inherited(pool);
 
-    if (pool->net) s_child_net(pool, i, report_fd);
+    if (pool->net)
+        s_child_net(pool, i, report_fd);
     jobq_queue_t *q = pool->q;
     if (pool->url) {
         int rc = jobq_queue_open(pool->url, NULL, &q);
@@ -356,7 +378,8 @@ s_child_main(jobq_pool_t *pool, unsigned i, int report_fd)
     worker_report_fill(&r, cfg.counters, end);
     ssize_t w = write(report_fd, &r, sizeof r);
     (void)w; /* a missing report makes the supervisor count from the shared page */
-    if (pool->url) jobq_queue_destroy(&q);
+    if (pool->url)
+        jobq_queue_destroy(&q);
     fflush(stdout); /* what a callback printed; _exit skips the parent's atexit work */
     fflush(stderr);
     _exit(end == WORKER_END_ERROR ? S_EXIT_ERROR : 0);
@@ -369,7 +392,8 @@ s_spawn(jobq_pool_t *pool, unsigned i)
 {
     s_slot_t *s = &pool->slots[i];
     int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) return -1;
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        return -1;
     memset(&pool->shared->counters[i], 0, sizeof pool->shared->counters[i]);
     fflush(NULL); /* or the child would inherit, and write again, unflushed output */
     pid_t pid = fork();
@@ -388,7 +412,8 @@ s_spawn(jobq_pool_t *pool, unsigned i)
     s->report_fd = fds[0];
     s->report_got = 0;
     s->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-    if (s->pidfd >= 0) fcntl(s->pidfd, F_SETFD, FD_CLOEXEC);
+    if (s->pidfd >= 0)
+        fcntl(s->pidfd, F_SETFD, FD_CLOEXEC);
     s->started_ms = jobq_now_ms();
     s->state = S_RUNNING;
     pthread_mutex_lock(&pool->mu);
@@ -407,7 +432,8 @@ s_schedule_restart(jobq_pool_t *pool, unsigned i, uint64_t jobs)
     uint32_t min = pool->opts.restart_min_ms ? pool->opts.restart_min_ms : S_RESTART_MIN_MS;
     uint32_t max = pool->opts.restart_max_ms ? pool->opts.restart_max_ms : S_RESTART_MAX_MS;
     int64_t now = jobq_now_ms();
-    if (s->delay_ms == 0 || jobs > 0 || now - s->started_ms >= S_RESET_AFTER_MS) s->delay_ms = min;
+    if (s->delay_ms == 0 || jobs > 0 || now - s->started_ms >= S_RESET_AFTER_MS)
+        s->delay_ms = min;
     s->restart_at_ms = now + s->delay_ms;
     s->delay_ms = s->delay_ms >= max / 2 ? max : s->delay_ms * 2;
     s->state = S_WAITING;
@@ -426,11 +452,14 @@ s_read_report(s_slot_t *s)
         else
             n = read(s->report_fd, excess, sizeof excess); /* not ours to keep */
         if (n > 0) {
-            if (s->report_got < sizeof s->report) s->report_got += (size_t)n;
+            if (s->report_got < sizeof s->report)
+                s->report_got += (size_t)n;
             continue;
         }
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && errno == EAGAIN) return;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return;
         close(s->report_fd); /* EOF or error */
         s->report_fd = -1;
     }
@@ -447,7 +476,8 @@ s_add_counts(jobq_pool_t *pool, uint64_t done, uint64_t failed, uint64_t crashed
     r->crashed += crashed;
     r->busy_us += busy_us;
     r->results_dropped += dropped;
-    if (rss_kb > r->max_rss_kb) r->max_rss_kb = rss_kb;
+    if (rss_kb > r->max_rss_kb)
+        r->max_rss_kb = rss_kb;
 }
 
 static void
@@ -525,7 +555,8 @@ s_reap(jobq_pool_t *pool, unsigned i, int nohang)
     do /* WNOWAIT: it stays a zombie (its pid reserved) until s_account reaps it */
         r = waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT | (nohang ? WNOHANG : 0));
     while (r < 0 && errno == EINTR);
-    if (r == 0 && si.si_pid == 0) return; /* still running */
+    if (r == 0 && si.si_pid == 0)
+        return; /* still running */
     s_end_t end = {0, -1, 0};
     if (r == 0) {
         end.known = 1;
@@ -555,7 +586,8 @@ static int
 s_any_live(const jobq_pool_t *pool)
 {
     for (unsigned i = 0; i < pool->n; i++)
-        if (pool->slots[i].state == S_RUNNING || pool->slots[i].state == S_WAITING) return 1;
+        if (pool->slots[i].state == S_RUNNING || pool->slots[i].state == S_WAITING)
+            return 1;
     return 0;
 }
 
@@ -573,11 +605,14 @@ static void
 s_apply_stop(jobq_pool_t *pool, int *applied)
 {
     int level = s_stop_level(pool);
-    if (level <= *applied) return;
+    if (level <= *applied)
+        return;
     for (unsigned i = 0; i < pool->n; i++) {
         s_slot_t *s = &pool->slots[i];
-        if (s->state == S_WAITING) s->state = S_DONE;
-        if (level >= 2 && s->state == S_RUNNING) kill(s->pid, SIGKILL);
+        if (s->state == S_WAITING)
+            s->state = S_DONE;
+        if (level >= 2 && s->state == S_RUNNING)
+            kill(s->pid, SIGKILL);
     }
     *applied = level;
 }
@@ -591,7 +626,8 @@ s_restart_due(jobq_pool_t *pool)
     int timeout = -1;
     for (unsigned i = 0; i < pool->n; i++) {
         s_slot_t *s = &pool->slots[i];
-        if (s->state != S_WAITING) continue;
+        if (s->state != S_WAITING)
+            continue;
         if (s->restart_at_ms <= now) {
             if (s_spawn(pool, i) == 0)
                 pool->report.restarts++;
@@ -600,7 +636,8 @@ s_restart_due(jobq_pool_t *pool)
             continue;
         }
         int64_t left = s->restart_at_ms - now;
-        if (timeout < 0 || left < timeout) timeout = (int)left;
+        if (timeout < 0 || left < timeout)
+            timeout = (int)left;
     }
     return timeout;
 }
@@ -616,7 +653,8 @@ s_poll_once(jobq_pool_t *pool, int timeout)
     int sweep = 0;
     for (unsigned i = 0; i < pool->n; i++) {
         s_slot_t *s = &pool->slots[i];
-        if (s->state != S_RUNNING) continue;
+        if (s->state != S_RUNNING)
+            continue;
         if (s->pidfd >= 0) {
             owner[nfds] = i;
             fds[nfds++] = (struct pollfd){.fd = s->pidfd, .events = POLLIN};
@@ -628,8 +666,10 @@ s_poll_once(jobq_pool_t *pool, int timeout)
             fds[nfds++] = (struct pollfd){.fd = s->report_fd, .events = POLLIN};
         }
     }
-    if (sweep && (timeout < 0 || timeout > S_SWEEP_MS)) timeout = S_SWEEP_MS;
-    if (poll(fds, nfds, timeout) < 0 && errno != EINTR) LOG_WARN("poll: %s", strerror(errno));
+    if (sweep && (timeout < 0 || timeout > S_SWEEP_MS))
+        timeout = S_SWEEP_MS;
+    if (poll(fds, nfds, timeout) < 0 && errno != EINTR)
+        LOG_WARN("poll: %s", strerror(errno));
     if (fds[0].revents) {
         char buf[64];
         while (read(pool->wake[0], buf, sizeof buf) > 0)
@@ -637,27 +677,31 @@ s_poll_once(jobq_pool_t *pool, int timeout)
     }
     for (nfds_t k = 1; k < nfds; k++) {
         s_slot_t *s = &pool->slots[owner[k]];
-        if (!fds[k].revents || s->state != S_RUNNING) continue;
+        if (!fds[k].revents || s->state != S_RUNNING)
+            continue;
         if (fds[k].fd == s->report_fd)
             s_read_report(s);
         else if (fds[k].fd == s->pidfd)
             s_reap(pool, owner[k], 0);
     }
     for (unsigned i = 0; sweep && i < pool->n; i++)
-        if (pool->slots[i].state == S_RUNNING && pool->slots[i].pidfd < 0) s_reap(pool, i, 1);
+        if (pool->slots[i].state == S_RUNNING && pool->slots[i].pidfd < 0)
+            s_reap(pool, i, 1);
 }
 
 static void
 s_run_procs(jobq_pool_t *pool)
 {
     for (unsigned i = 0; i < pool->n; i++)
-        if (s_spawn(pool, i) != 0) s_schedule_restart(pool, i, 0);
+        if (s_spawn(pool, i) != 0)
+            s_schedule_restart(pool, i, 0);
     s_launched(pool);
     int applied = 0;
     while (s_any_live(pool)) {
         s_apply_stop(pool, &applied);
         int timeout = s_restart_due(pool);
-        if (!s_any_live(pool)) break;
+        if (!s_any_live(pool))
+            break;
         s_poll_once(pool, timeout);
     }
 }
@@ -720,7 +764,8 @@ s_run_threads(jobq_pool_t *pool)
         pool->report.reports++;
     }
     struct rusage ru;
-    if (getrusage(RUSAGE_SELF, &ru) == 0) pool->report.max_rss_kb = (uint64_t)ru.ru_maxrss;
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        pool->report.max_rss_kb = (uint64_t)ru.ru_maxrss;
     jobq_free(th);
     jobq_free(args);
 }
@@ -746,11 +791,14 @@ s_supervise(void *arg)
 int
 jobq_pool_start(jobq_pool_t *pool)
 {
-    if (!pool) return JOBQ_EINVAL;
-    if (pool->started) return JOBQ_ESTATE;
+    if (!pool)
+        return JOBQ_EINVAL;
+    if (pool->started)
+        return JOBQ_ESTATE;
     if (pool->url && !pool->net) {
         int rc = jobq_queue_open(pool->url, NULL, &pool->q);
-        if (rc != JOBQ_OK) return rc;
+        if (rc != JOBQ_OK)
+            return rc;
         pool->own_q = 1;
     }
     pool->self_pid = getpid();
@@ -764,7 +812,8 @@ jobq_pool_start(jobq_pool_t *pool)
     pthread_sigmask(SIG_SETMASK, &all, &pool->caller_mask);
     int rc = pthread_create(&pool->thread, NULL, s_supervise, pool);
     pthread_sigmask(SIG_SETMASK, &pool->caller_mask, NULL);
-    if (rc != 0) return JOBQ_ESYS;
+    if (rc != 0)
+        return JOBQ_ESYS;
     pool->started = 1;
     pthread_mutex_lock(&pool->mu);
     while (!pool->launched)
@@ -776,8 +825,10 @@ jobq_pool_start(jobq_pool_t *pool)
 int
 jobq_pool_wait(jobq_pool_t *pool, int64_t timeout_ms, jobq_pool_report_t *report)
 {
-    if (!pool) return JOBQ_EINVAL;
-    if (!pool->started) return JOBQ_ESTATE;
+    if (!pool)
+        return JOBQ_EINVAL;
+    if (!pool->started)
+        return JOBQ_ESTATE;
     struct timespec ts;
     int64_t deadline = jobq_deadline_ms(timeout_ms);
     ts.tv_sec = (time_t)(deadline / 1000);
@@ -791,12 +842,14 @@ jobq_pool_wait(jobq_pool_t *pool, int64_t timeout_ms, jobq_pool_report_t *report
     }
     int finished = pool->finished;
     pthread_mutex_unlock(&pool->mu);
-    if (!finished) return JOBQ_ETIMEDOUT;
+    if (!finished)
+        return JOBQ_ETIMEDOUT;
     if (!pool->joined) {
         pthread_join(pool->thread, NULL);
         pool->joined = 1;
     }
-    if (report) *report = pool->report;
+    if (report)
+        *report = pool->report;
     return JOBQ_OK;
 }
 
@@ -804,11 +857,14 @@ size_t
 jobq_pool_pids(jobq_pool_t *pool, pid_t *pids, size_t max)
 {
     size_t n = 0;
-    if (!pool) return 0;
+    if (!pool)
+        return 0;
     pthread_mutex_lock(&pool->mu);
     for (unsigned i = 0; i < pool->n; i++) {
-        if (pool->slots[i].pid <= 0) continue;
-        if (pids && n < max) pids[n] = pool->slots[i].pid;
+        if (pool->slots[i].pid <= 0)
+            continue;
+        if (pids && n < max)
+            pids[n] = pool->slots[i].pid;
         n++;
     }
     pthread_mutex_unlock(&pool->mu);
@@ -818,7 +874,8 @@ jobq_pool_pids(jobq_pool_t *pool, pid_t *pids, size_t max)
 void
 jobq_pool_destroy(jobq_pool_t **pool_p)
 {
-    if (!pool_p || !*pool_p) return;
+    if (!pool_p || !*pool_p)
+        return;
     jobq_pool_t *pool = *pool_p;
     if (pool->started && !pool->joined) {
         jobq_pool_stop(pool, 1);

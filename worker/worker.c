@@ -47,8 +47,10 @@ s_add(_Atomic uint64_t *c, uint64_t n)
 static uint32_t
 s_min_limit(uint32_t a, uint32_t b)
 {
-    if (a == 0) return b;
-    if (b == 0) return a;
+    if (a == 0)
+        return b;
+    if (b == 0)
+        return a;
     return a < b ? a : b;
 }
 
@@ -75,7 +77,8 @@ s_put_result(const worker_cfg_t *cfg, jobq_result_t *res)
     int warned = 0;
     for (;;) {
         int rc = jobq_queue_put_result(cfg->q, res, cfg->poll_ms);
-        if (rc == JOBQ_OK) return 1;
+        if (rc == JOBQ_OK)
+            return 1;
         if (rc == JOBQ_ETOOBIG && res->output_len) {
             /* The channel can never hold this output: report the job failed. */
             static const char why[] = "result output too big for the results channel";
@@ -91,8 +94,10 @@ s_put_result(const worker_cfg_t *cfg, jobq_result_t *res)
             return 0;
         }
         int64_t waited = jobq_now_ms() - start_ms;
-        if (s_stop_level(cfg) >= 2) return 0;
-        if (cfg->result_timeout_ms > 0 && waited >= cfg->result_timeout_ms) return 0;
+        if (s_stop_level(cfg) >= 2)
+            return 0;
+        if (cfg->result_timeout_ms > 0 && waited >= cfg->result_timeout_ms)
+            return 0;
         if (!warned && waited >= S_STUCK_WARN_MS) {
             LOG_WARN("results channel full for %lld ms: is the producer reading results?",
                      (long long)waited);
@@ -116,7 +121,8 @@ s_serve(const worker_cfg_t *cfg, const jobq_item_t *item, jobq_output_t *out)
     uint64_t took = (uint64_t)(jobq_now_us() - t0);
     res.id = item->id;
     res.attempt = item->attempt;
-    if (res.duration_us == 0) res.duration_us = took;
+    if (res.duration_us == 0)
+        res.duration_us = took;
     int delivered = s_put_result(cfg, &res);
     worker_counters_t *c = cfg->counters;
     if (c) {
@@ -127,12 +133,14 @@ s_serve(const worker_cfg_t *cfg, const jobq_item_t *item, jobq_output_t *out)
         else
             s_add(&c->failed, 1);
         s_add(&c->busy_us, took);
-        if (!delivered) s_add(&c->dropped, 1);
+        if (!delivered)
+            s_add(&c->dropped, 1);
     }
     if (c) /* cleared first: dying from here on leaves the item to reclaim */
         atomic_store_explicit(&c->holding, 0, memory_order_relaxed);
     int rc = jobq_queue_task_done(cfg->q, item);
-    if (rc != JOBQ_OK) LOG_WARN("task_done failed: %s", jobq_strerror(rc));
+    if (rc != JOBQ_OK)
+        LOG_WARN("task_done failed: %s", jobq_strerror(rc));
 }
 
 worker_end
@@ -149,7 +157,8 @@ worker_run(const worker_cfg_t *cfg)
         }
         jobq_item_t item;
         int rc = jobq_queue_get(cfg->q, &item, cfg->poll_ms);
-        if (rc == JOBQ_ETIMEDOUT || rc == JOBQ_EEMPTY) continue;
+        if (rc == JOBQ_ETIMEDOUT || rc == JOBQ_EEMPTY)
+            continue;
         if (rc == JOBQ_ECLOSED) {
             end = WORKER_END_CLOSED;
             break;
@@ -157,7 +166,8 @@ worker_run(const worker_cfg_t *cfg)
         if (rc != JOBQ_OK) {
             /* A broken queue: give up after a few tries, without spinning. */
             LOG_WARN("get failed: %s", jobq_strerror(rc));
-            if (++errors >= 3) break;
+            if (++errors >= 3)
+                break;
             struct timespec ts = {0, 100L * 1000 * 1000};
             nanosleep(&ts, NULL);
             continue;
@@ -169,7 +179,8 @@ worker_run(const worker_cfg_t *cfg)
             end = WORKER_END_SENTINEL;
             break;
         }
-        if (cfg->counters) atomic_store_explicit(&cfg->counters->holding, 1, memory_order_relaxed);
+        if (cfg->counters)
+            atomic_store_explicit(&cfg->counters->holding, 1, memory_order_relaxed);
         s_serve(cfg, &item, out);
         jobq_item_fini(&item);
     }
@@ -191,7 +202,8 @@ worker_report_fill(worker_report_t *r, const worker_counters_t *c, worker_end en
     r->busy_us = atomic_load(&c->busy_us);
     r->dropped = atomic_load(&c->dropped);
     r->stale = atomic_load(&c->stale);
-    if (getrusage(RUSAGE_SELF, &ru) == 0) r->max_rss_kb = (uint64_t)ru.ru_maxrss;
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        r->max_rss_kb = (uint64_t)ru.ru_maxrss;
 }
 
 /* ---- results as JSON lines ------------------------------------------------ */
@@ -229,16 +241,20 @@ s_utf8_len(const unsigned char *s, size_t left)
 {
     unsigned c = s[0];
     size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-    if (n == 0 || n > left || (n == 2 && c < 0xc2)) return 0;
+    if (n == 0 || n > left || (n == 2 && c < 0xc2))
+        return 0;
     for (size_t i = 1; i < n; i++)
-        if ((s[i] & 0xc0) != 0x80) return 0;
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
     if (n == 3) {
         unsigned cp = ((c & 0x0fu) << 12) | ((s[1] & 0x3fu) << 6) | (s[2] & 0x3fu);
-        if (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+        if (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))
+            return 0;
     } else if (n == 4) {
         unsigned cp =
             ((c & 0x07u) << 18) | ((s[1] & 0x3fu) << 12) | ((s[2] & 0x3fu) << 6) | (s[3] & 0x3fu);
-        if (cp < 0x10000 || cp > 0x10ffff) return 0;
+        if (cp < 0x10000 || cp > 0x10ffff)
+            return 0;
     }
     return n;
 }
@@ -281,7 +297,8 @@ worker_result_json(const jobq_result_t *res, int64_t seq)
     char id[JOBQ_ID_HEX_LEN + 1];
     jobq_id_format(&res->id, id);
     s_put(&b, "{", 1);
-    if (seq >= 0) s_putf(&b, "\"seq\":%lld,", (long long)seq);
+    if (seq >= 0)
+        s_putf(&b, "\"seq\":%lld,", (long long)seq);
     s_putf(&b, "\"id\":\"%s\",\"attempt\":%u,\"status\":\"%s\",", id, res->attempt,
            jobq_status_name(res->status));
     s_putf(&b,

@@ -50,7 +50,8 @@ static void
 s_on_signal(int sig)
 {
     (void)sig;
-    if (s_signals < 2) s_signals++;
+    if (s_signals < 2)
+        s_signals++;
     jobq_pool_stop(s_sig_pool, s_signals >= 2);
 }
 
@@ -87,7 +88,8 @@ s_parse_count(const char *text)
     char *end;
     errno = 0;
     long v = strtol(text, &end, 10);
-    if (errno || end == text || *end || v < 1 || v > 4096) return -1;
+    if (errno || end == text || *end || v < 1 || v > 4096)
+        return -1;
     return v;
 }
 
@@ -98,7 +100,8 @@ s_parse_seconds(const char *text)
     char *end;
     errno = 0;
     double v = strtod(text, &end);
-    if (errno || end == text || *end || !(v > 0) || v > 1e7) return -1;
+    if (errno || end == text || *end || !(v > 0) || v > 1e7)
+        return -1;
     int64_t ms = (int64_t)(v * 1000.0 + 0.5);
     return ms > 0 ? ms : 1;
 }
@@ -218,11 +221,13 @@ s_parse(int argc, char **argv, const char *allowed, s_opts_t *o, int *first)
                                         argv[optind - 1]);
         const struct option *lo = NULL;
         for (const struct option *p = s_long_opts; p->name; p++)
-            if (p->val == c) lo = p;
+            if (p->val == c)
+                lo = p;
         if (!lo || !strstr(allowed, lo->name))
             return jobq_cli_usage_error(cmd, "option '%s' does not apply here", argv[optind - 1]);
         int rc = s_apply_opt(cmd, c, optarg, o);
-        if (rc) return rc;
+        if (rc)
+            return rc;
     }
     if (o->procs_set && o->threads_set)
         return jobq_cli_usage_error(cmd, "give --procs or --threads, not both");
@@ -291,7 +296,8 @@ static long long
 s_seq_of(const s_run_t *r, const jobq_id_t *id)
 {
     uint64_t seq = 0;
-    if (memcmp(id->b, r->prefix, 8) != 0) return -1;
+    if (memcmp(id->b, r->prefix, 8) != 0)
+        return -1;
     for (int i = 0; i < 8; i++)
         seq = (seq << 8) | id->b[8 + i];
     return seq > (uint64_t)LLONG_MAX ? -1 : (long long)seq;
@@ -327,8 +333,10 @@ s_submit_one(s_run_t *r, const char *data, size_t len)
     while (((rc = jobq_queue_put(r->q, &job, 100)) == JOBQ_ETIMEDOUT || rc == JOBQ_EFULL) &&
            !s_signals)
         ;
-    if (rc == JOBQ_ETIMEDOUT || rc == JOBQ_EFULL) return; /* stopping */
-    if (rc != JOBQ_OK) s_put_refusal(r, &job.id, rc);
+    if (rc == JOBQ_ETIMEDOUT || rc == JOBQ_EFULL)
+        return; /* stopping */
+    if (rc != JOBQ_OK)
+        s_put_refusal(r, &job.id, rc);
     atomic_store(&r->submitted, seq + 1);
 }
 
@@ -349,8 +357,10 @@ s_submit_lines(s_run_t *r)
         pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
         ssize_t n = s_signals ? -1 : getline(&line, &cap, stdin);
         pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
-        if (n < 0) break;
-        if (n > 0 && line[n - 1] == '\n') n--;
+        if (n < 0)
+            break;
+        if (n > 0 && line[n - 1] == '\n')
+            n--;
         s_submit_one(r, line, (size_t)n);
     }
     pthread_cleanup_pop(1);
@@ -383,7 +393,8 @@ s_print_result(const s_run_t *r, const jobq_result_t *res, long long seq)
         jobq_free(line);
         return;
     }
-    if (res->output_len) fwrite(res->output, 1, res->output_len, stdout);
+    if (res->output_len)
+        fwrite(res->output, 1, res->output_len, stdout);
     if (!res->output_len || ((const char *)res->output)[res->output_len - 1] != '\n')
         fputc('\n', stdout);
     if (res->status != JOBQ_STATUS_DONE) {
@@ -398,8 +409,10 @@ s_copy_result(const jobq_result_t *res)
 {
     s_done_t *d = jobq_malloc(sizeof *d + res->output_len + res->error_len + 1);
     d->res = *res;
-    if (res->output_len) memcpy(d->data, res->output, res->output_len);
-    if (res->error_len) memcpy(d->data + res->output_len, res->error, res->error_len);
+    if (res->output_len)
+        memcpy(d->data, res->output, res->output_len);
+    if (res->error_len)
+        memcpy(d->data + res->output_len, res->error, res->error_len);
     d->res.output = d->data;
     d->res.error = d->data + res->output_len;
     return d;
@@ -408,7 +421,8 @@ s_copy_result(const jobq_result_t *res)
 static void
 s_grow(s_run_t *r, long long seq)
 {
-    if ((size_t)seq < r->cap) return;
+    if ((size_t)seq < r->cap)
+        return;
     size_t cap = r->cap ? r->cap : 1024;
     while (cap <= (size_t)seq)
         cap *= 2;
@@ -428,10 +442,12 @@ s_on_result(s_run_t *r, const jobq_result_t *res)
         return;
     }
     s_grow(r, seq);
-    if (r->seen[seq]) return; /* a second result for one job: the first one counts */
+    if (r->seen[seq])
+        return; /* a second result for one job: the first one counts */
     r->seen[seq] = 1;
     r->received++;
-    if (res->status != JOBQ_STATUS_DONE) r->any_failed = 1;
+    if (res->status != JOBQ_STATUS_DONE)
+        r->any_failed = 1;
     if (!r->o.keep_order) {
         s_print_result(r, res, seq);
         return;
@@ -448,9 +464,11 @@ s_on_result(s_run_t *r, const jobq_result_t *res)
 static void
 s_progress(s_run_t *r, int final)
 {
-    if (r->o.json || !isatty(STDERR_FILENO)) return;
+    if (r->o.json || !isatty(STDERR_FILENO))
+        return;
     int64_t now = jobq_now_ms();
-    if (!final && now - r->last_progress_ms < 100) return;
+    if (!final && now - r->last_progress_ms < 100)
+        return;
     r->last_progress_ms = now;
     if (final)
         fputs("\r\033[K", stderr);
@@ -467,7 +485,8 @@ s_collect(s_run_t *r, jobq_pool_t *pool)
 {
     jobq_result_t res;
     for (;;) {
-        if (atomic_load(&r->producer_done) && r->received >= atomic_load(&r->submitted)) return;
+        if (atomic_load(&r->producer_done) && r->received >= atomic_load(&r->submitted))
+            return;
         int rc = jobq_queue_get_result(r->q, &res, 0);
         if (rc == JOBQ_EEMPTY || rc == JOBQ_ETIMEDOUT) {
             fflush(stdout);
@@ -504,7 +523,8 @@ s_finish_pool(s_run_t *r, jobq_pool_t *pool, jobq_pool_report_t *rep)
     for (unsigned i = 0; i < r->o.pool.workers && !s_signals && !r->broken; i++)
         while (jobq_queue_put_sentinel(r->q, 100) == JOBQ_ETIMEDOUT && !s_signals)
             ;
-    if (s_signals) jobq_pool_stop(pool, s_signals >= 2);
+    if (s_signals)
+        jobq_pool_stop(pool, s_signals >= 2);
     return jobq_pool_wait(pool, -1, rep);
 }
 
@@ -516,7 +536,8 @@ s_run(s_run_t *r)
     pthread_t producer;
     r->o.pool.queue = r->q;
     int rc = jobq_pool_new(&r->o.pool, &pool);
-    if (rc == JOBQ_OK) rc = jobq_pool_start(pool);
+    if (rc == JOBQ_OK)
+        rc = jobq_pool_start(pool);
     if (rc != JOBQ_OK) {
         fprintf(stderr, "jobq run: cannot start the pool: %s\n", jobq_strerror(rc));
         jobq_pool_destroy(&pool);
@@ -531,7 +552,8 @@ s_run(s_run_t *r)
     s_collect(r, pool);
     s_progress(r, 1);
     fflush(stdout);
-    if (s_signals || r->broken) pthread_cancel(producer); /* it may be reading a terminal */
+    if (s_signals || r->broken)
+        pthread_cancel(producer); /* it may be reading a terminal */
     pthread_join(producer, NULL);
     s_finish_pool(r, pool, &rep);
     s_print_report(stderr, &rep, r->o.json);
@@ -552,7 +574,8 @@ run_main(int argc, char **argv)
     memset(&r, 0, sizeof r);
     int rc =
         s_parse(argc, argv, "procs threads exec builtin timeout keep-order json", &r.o, &first);
-    if (rc) return rc;
+    if (rc)
+        return rc;
     if (first < argc) {
         r.args = argv + first;
         r.nargs = argc - first;
@@ -580,7 +603,8 @@ s_resolve_url(const char *cmd, s_opts_t *o, char *buf, size_t len, int *net)
 {
     jobq_url_t u;
     char why[160];
-    if (!o->url) o->url = getenv("JOBQ_URL");
+    if (!o->url)
+        o->url = getenv("JOBQ_URL");
     if (!o->url || !*o->url) {
         if (broker_default_url(buf, len) != JOBQ_OK)
             return jobq_cli_usage_error(cmd, "no URL: give -u URL or set JOBQ_URL");
@@ -607,10 +631,12 @@ worker_main(int argc, char **argv)
                      "procs threads exec builtin timeout url json result-timeout queue prefetch "
                      "heartbeat",
                      &o, &first);
-    if (rc) return rc;
+    if (rc)
+        return rc;
     if (first < argc)
         return jobq_cli_usage_error("worker", "unexpected argument '%s'", argv[first]);
-    if ((rc = s_resolve_url("worker", &o, def, sizeof def, &net)) != 0) return rc;
+    if ((rc = s_resolve_url("worker", &o, def, sizeof def, &net)) != 0)
+        return rc;
     if (!net) { /* workers may start before any producer */
         jobq_queue_t *q = NULL;
         jobq_queue_opts_t qo = {.flags = JOBQ_QUEUE_CREATE};
@@ -619,8 +645,10 @@ worker_main(int argc, char **argv)
     }
     jobq_pool_t *pool = NULL;
     o.pool.url = o.url;
-    if (rc == JOBQ_OK) rc = jobq_pool_new(&o.pool, &pool);
-    if (rc == JOBQ_OK) rc = jobq_pool_start(pool);
+    if (rc == JOBQ_OK)
+        rc = jobq_pool_new(&o.pool, &pool);
+    if (rc == JOBQ_OK)
+        rc = jobq_pool_start(pool);
     if (rc != JOBQ_OK) {
         fprintf(stderr, "jobq worker: cannot serve %s: %s\n", o.url, jobq_strerror(rc));
         jobq_pool_destroy(&pool);

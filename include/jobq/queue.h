@@ -59,22 +59,22 @@ typedef struct jobq_queue jobq_queue_t;
 
 typedef struct jobq_queue_opts {
     uint32_t flags;
-    uint32_t max_items;      /* capacity in items; 0 = 1024 */
-    uint64_t max_bytes;      /* capacity in payload bytes; 0 = 64 MiB */
-    uint32_t result_items;   /* capacity of the results channel; 0 = max_items */
+    uint32_t max_items;    /* capacity in items; 0 = 1024 */
+    uint64_t max_bytes;    /* capacity in payload bytes; 0 = 64 MiB */
+    uint32_t result_items; /* capacity of the results channel; 0 = max_items */
 } jobq_queue_opts_t;
 
 /* An item taken by jobq_queue_get. The payload is owned by the item and freed
  * by jobq_item_fini. */
 typedef struct jobq_item {
     jobq_id_t id;
-    uint32_t attempt;      /* 1 on the first delivery */
+    uint32_t attempt; /* 1 on the first delivery */
     uint32_t max_attempts;
-    uint32_t ttr_ms;       /* time limit for this attempt */
-    int sentinel;          /* 1: a poison pill, the consumer should stop */
+    uint32_t ttr_ms; /* time limit for this attempt */
+    int sentinel;    /* 1: a poison pill, the consumer should stop */
     void *payload;
     size_t payload_len;
-    uint64_t token;        /* identifies this delivery for task_done */
+    uint64_t token; /* identifies this delivery for task_done */
 } jobq_item_t;
 
 /* Opens (or with JOBQ_QUEUE_CREATE creates) the queue named by url: "shm://NAME"

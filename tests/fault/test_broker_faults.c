@@ -72,7 +72,8 @@ s_submit(wc_t *p, uint64_t req, const char *q, size_t n, uint32_t ttr_ms, uint32
     ck_assert_uint_eq(r.nids, n);
     for (size_t i = 0; i < n; i++) {
         ck_assert_uint_eq(r.codes[i], JOBQ_OK);
-        if (ids) ids[i] = r.ids[i];
+        if (ids)
+            ids[i] = r.ids[i];
     }
     wire_msg_fini(&r);
     free(pl);
@@ -91,7 +92,8 @@ s_stats(wc_t *c, size_t *len)
     ck_assert_int_eq(wc_send(c, &m), 0);
     for (;;) {
         s_expect(c, WIRE_STATS_REPLY, &r);
-        if (r.req == req) break;
+        if (r.req == req)
+            break;
         wire_msg_fini(&r);
     }
     char *s = malloc(r.data.len + 1);
@@ -123,8 +125,10 @@ START_TEST(test_prefetch_cap_is_never_exceeded)
     wire_msg_t d;
     jobq_id_t first;
     while (wc_now_ms() < end) {
-        if (wc_recv_type(w, WIRE_DELIVER, &d, end - wc_now_ms()) != JOBQ_OK) break;
-        if (got == 0) first = d.jobs[0].id;
+        if (wc_recv_type(w, WIRE_DELIVER, &d, end - wc_now_ms()) != JOBQ_OK)
+            break;
+        if (got == 0)
+            first = d.jobs[0].id;
         got += d.njobs;
         ck_assert_uint_le(got, 4);
         wire_msg_fini(&d);
@@ -136,7 +140,8 @@ START_TEST(test_prefetch_cap_is_never_exceeded)
     ck_assert_int_eq(wc_result(w, &first, 1, JOBQ_STATUS_DONE, "ok"), 0);
     end = wc_now_ms() + 500;
     while (wc_now_ms() < end) {
-        if (wc_recv_type(w, WIRE_DELIVER, &d, end - wc_now_ms()) != JOBQ_OK) break;
+        if (wc_recv_type(w, WIRE_DELIVER, &d, end - wc_now_ms()) != JOBQ_OK)
+            break;
         got += d.njobs;
         wire_msg_fini(&d);
     }
@@ -334,7 +339,8 @@ s_fuzz_one(wc_t *c, const wire_buf_t *valid, size_t nvalid, const size_t *offs)
         size_t k = s_rand() % nvalid;
         size_t n = offs[k + 1] - offs[k];
         memcpy(buf, valid->data + offs[k], n);
-        if (s_rand() % 2) buf[s_rand() % n] ^= (unsigned char)(1u << (s_rand() % 8));
+        if (s_rand() % 2)
+            buf[s_rand() % n] ^= (unsigned char)(1u << (s_rand() % 8));
         frames[0] = buf;
         lens[0] = n;
         wc_send_frames(c, frames, lens, 1);
@@ -392,7 +398,8 @@ s_valid_frames(wire_buf_t *valid, size_t *offs)
             m.nresults = 1;
         }
         offs[n] = valid->len;
-        if (wire_encode(&m, valid) == JOBQ_OK) n++;
+        if (wire_encode(&m, valid) == JOBQ_OK)
+            n++;
     }
     offs[n] = valid->len;
     return n;
@@ -522,7 +529,8 @@ s_tcp_port(const char *ready)
     char line[256];
     int port = 0;
     while (fgets(line, sizeof line, f))
-        if (strstr(line, "tcp://127.0.0.1:")) port = atoi(strrchr(line, ':') + 1);
+        if (strstr(line, "tcp://127.0.0.1:"))
+            port = atoi(strrchr(line, ':') + 1);
     fclose(f);
     ck_assert_int_gt(port, 0);
     return port;

@@ -93,8 +93,10 @@ s_holder(const char *tag)
         jobq_queue_t *c = NULL;
         jobq_item_t it;
         close(fds[0]);
-        if (jobq_queue_open(s_url(tag), NULL, &c) || jobq_queue_get(c, &it, 2000)) _exit(1);
-        if (write(fds[1], "h", 1) != 1) _exit(2);
+        if (jobq_queue_open(s_url(tag), NULL, &c) || jobq_queue_get(c, &it, 2000))
+            _exit(1);
+        if (write(fds[1], "h", 1) != 1)
+            _exit(2);
         for (;;)
             pause();
     }
@@ -141,10 +143,12 @@ START_TEST(test_join_returns_after_a_live_consumer_redoes_a_dead_ones_item)
         jobq_queue_t *c = NULL;
         jobq_item_t it;
         int n = 0;
-        if (jobq_queue_open(s_url("held2"), NULL, &c)) _exit(1);
+        if (jobq_queue_open(s_url("held2"), NULL, &c))
+            _exit(1);
         while (jobq_queue_get(c, &it, 1000) == JOBQ_OK) {
             n++;
-            if (jobq_queue_task_done(c, &it)) _exit(2);
+            if (jobq_queue_task_done(c, &it))
+                _exit(2);
             jobq_item_fini(&it);
         }
         _exit(n == 10 ? 0 : 3);
@@ -170,7 +174,8 @@ START_TEST(test_consumer_killed_right_after_mq_receive_loses_nothing)
         jobq_queue_t *c = NULL;
         jobq_item_t it;
         setenv("JOBQ_FAULT", "mqq.get.received", 1);
-        if (jobq_queue_open(s_url("recv"), NULL, &c) == JOBQ_OK) jobq_queue_get(c, &it, 2000);
+        if (jobq_queue_open(s_url("recv"), NULL, &c) == JOBQ_OK)
+            jobq_queue_get(c, &it, 2000);
         _exit(0); /* not reached: killed inside get */
     }
     ck_assert_int_eq(s_reap(pid), SIGKILL);
@@ -202,7 +207,8 @@ START_TEST(test_consumer_killed_at_its_third_receive_loses_nothing)
         jobq_queue_t *c = NULL;
         jobq_item_t it;
         setenv("JOBQ_FAULT", "mqq.get.received:3", 1);
-        if (jobq_queue_open(s_url("recv3"), NULL, &c)) _exit(1);
+        if (jobq_queue_open(s_url("recv3"), NULL, &c))
+            _exit(1);
         while (jobq_queue_get(c, &it, 2000) == JOBQ_OK) {
             jobq_queue_task_done(c, &it);
             jobq_item_fini(&it);
@@ -235,13 +241,17 @@ s_spawn(const char *tag, int joiner)
 {
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
-    if (pid != 0) return pid;
+    if (pid != 0)
+        return pid;
     jobq_queue_t *c = NULL;
     jobq_item_t it;
-    if (jobq_queue_open(s_url(tag), NULL, &c)) _exit(1);
-    if (joiner) _exit(jobq_queue_join(c, -1) == JOBQ_OK ? 0 : 2);
+    if (jobq_queue_open(s_url(tag), NULL, &c))
+        _exit(1);
+    if (joiner)
+        _exit(jobq_queue_join(c, -1) == JOBQ_OK ? 0 : 2);
     for (;;) {
-        if (jobq_queue_get(c, &it, -1) != JOBQ_OK) _exit(3);
+        if (jobq_queue_get(c, &it, -1) != JOBQ_OK)
+            _exit(3);
         usleep(3000); /* "work": the kill may land while it holds the item */
         jobq_queue_task_done(c, &it);
         jobq_item_fini(&it);

@@ -51,10 +51,12 @@ s_zombie_children(void)
     ck_assert_ptr_nonnull(d);
     while ((e = readdir(d)) != NULL) {
         char path[300], buf[512];
-        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
         snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
         FILE *f = fopen(path, "r");
-        if (!f) continue;
+        if (!f)
+            continue;
         size_t n = fread(buf, 1, sizeof buf - 1, f);
         fclose(f);
         buf[n] = '\0';
@@ -78,17 +80,20 @@ s_supervisor(int fd, unsigned n)
     jobq_queue_t *q = NULL;
     jobq_pool_t *pool = NULL;
     jobq_pool_opts_t o;
-    if (jobq_queue_new_anon(NULL, &q) != JOBQ_OK) _exit(3);
+    if (jobq_queue_new_anon(NULL, &q) != JOBQ_OK)
+        _exit(3);
     jobq_pool_opts_init(&o);
     o.queue = q;
     o.workers = n;
     o.builtin = "sleep";
-    if (jobq_pool_new(&o, &pool) != JOBQ_OK || jobq_pool_start(pool) != JOBQ_OK) _exit(4);
+    if (jobq_pool_new(&o, &pool) != JOBQ_OK || jobq_pool_start(pool) != JOBQ_OK)
+        _exit(4);
     pid_t pids[64];
     struct timespec ts = {0, 200L * 1000 * 1000};
     nanosleep(&ts, NULL); /* let the children reach their loop (PDEATHSIG set) */
     size_t got = jobq_pool_pids(pool, pids, 64);
-    if (write(fd, pids, got * sizeof pids[0]) < 0) _exit(5);
+    if (write(fd, pids, got * sizeof pids[0]) < 0)
+        _exit(5);
     close(fd);
     for (;;)
         pause();
@@ -134,7 +139,8 @@ START_TEST(test_children_die_within_1s_of_the_supervisor)
                 reaped[i] = 1;
                 gone++;
             }
-        if (p <= 0) s_sleep_ms(5);
+        if (p <= 0)
+            s_sleep_ms(5);
     }
     ck_assert_msg(gone == N, "%d of %d workers still alive 1 s after the supervisor died", N - gone,
                   N);
@@ -171,7 +177,8 @@ START_TEST(test_1000_spawn_kill_cycles_leave_no_zombies)
             int seen = 0; /* a dead child stays listed until it is reaped */
             for (int k = kills - 1; k >= 0 && !seen; k--)
                 seen = killed[k] == pids[i];
-            if (!seen && kill(pids[i], SIGKILL) == 0) killed[kills++] = pids[i];
+            if (!seen && kill(pids[i], SIGKILL) == 0)
+                killed[kills++] = pids[i];
         }
         s_sleep_ms(2);
     }
@@ -199,7 +206,8 @@ s_hang_first(const jobq_job_t *job, jobq_output_t *out, void *arg)
     (void)arg;
     if (job->attempt <= 1) {
         pid_t me = getpid();
-        if (write(s_pid_pipe, &me, sizeof me) != sizeof me) return 1;
+        if (write(s_pid_pipe, &me, sizeof me) != sizeof me)
+            return 1;
         s_sleep_ms(30000);
         return 1;
     }

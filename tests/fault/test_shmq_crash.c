@@ -63,7 +63,8 @@ s_reap(pid_t pid, int64_t timeout_ms)
     int64_t end = s_now_ms() + timeout_ms;
     for (;;) {
         pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid) return st;
+        if (r == pid)
+            return st;
         if (s_now_ms() > end) {
             kill(pid, SIGKILL);
             waitpid(pid, &st, 0);
@@ -114,7 +115,8 @@ s_spawn_faulty(const char *fault, void (*fn)(void *), void *arg)
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
-        if (fault) setenv("JOBQ_FAULT", fault, 1);
+        if (fault)
+            setenv("JOBQ_FAULT", fault, 1);
         fn(arg);
         _exit(0);
     }
@@ -149,7 +151,8 @@ s_get_and_die(void *arg)
 {
     jobq_queue_t *q = arg;
     jobq_item_t it;
-    if (jobq_queue_get(q, &it, 2000) == JOBQ_OK) raise(SIGKILL);
+    if (jobq_queue_get(q, &it, 2000) == JOBQ_OK)
+        raise(SIGKILL);
     _exit(1);
 }
 
@@ -189,12 +192,14 @@ START_TEST(test_join_returns_while_a_consumer_is_killed_midjob)
     if (b == 0) {
         jobq_queue_t *c = NULL;
         jobq_item_t it;
-        if (jobq_queue_open(s_url, NULL, &c) != JOBQ_OK) _exit(1);
+        if (jobq_queue_open(s_url, NULL, &c) != JOBQ_OK)
+            _exit(1);
         while (jobq_queue_get(c, &it, 3000) == JOBQ_OK) {
             jobq_queue_task_done(c, &it);
             int last = it.sentinel;
             jobq_item_fini(&it);
-            if (last) _exit(0);
+            if (last)
+                _exit(0);
         }
         _exit(2);
     }
@@ -293,7 +298,8 @@ s_op_get_done(void *arg)
 {
     s_ctx_t *c = arg;
     jobq_item_t it;
-    if (jobq_queue_get(c->q, &it, 1000) == JOBQ_OK) jobq_queue_task_done(c->q, &it);
+    if (jobq_queue_get(c->q, &it, 1000) == JOBQ_OK)
+        jobq_queue_task_done(c->q, &it);
 }
 
 static void
@@ -564,7 +570,8 @@ START_TEST(test_killed_sleepers_never_stall_the_others)
             s_reap(live[k], 5000);
         }
         live[k] = fork();
-        if (live[k] == 0) s_sleeper(q, k & 1);
+        if (live[k] == 0)
+            s_sleeper(q, k & 1);
         usleep((useconds_t)(rand_r(&seed) % 2000));
         /* Progress through the same words the sleepers sleep on. */
         int64_t t0 = s_now_ms();
@@ -613,11 +620,13 @@ static void
 s_ledger_consumer(void)
 {
     jobq_queue_t *q = NULL;
-    if (jobq_queue_open(s_url, NULL, &q) != JOBQ_OK) _exit(1);
+    if (jobq_queue_open(s_url, NULL, &q) != JOBQ_OK)
+        _exit(1);
     for (;;) {
         jobq_item_t it;
         int rc = jobq_queue_get(q, &it, 5000);
-        if (rc != JOBQ_OK) _exit(rc == JOBQ_ECLOSED ? 0 : 2);
+        if (rc != JOBQ_OK)
+            _exit(rc == JOBQ_ECLOSED ? 0 : 2);
         if (it.sentinel) {
             jobq_queue_task_done(q, &it);
             _exit(0);
@@ -629,8 +638,10 @@ s_ledger_consumer(void)
         r.attempt = it.attempt;
         r.output = it.payload;
         r.output_len = (uint32_t)it.payload_len;
-        if (jobq_queue_put_result(q, &r, 5000) != JOBQ_OK) _exit(3);
-        if (jobq_queue_task_done(q, &it) != JOBQ_OK) _exit(4);
+        if (jobq_queue_put_result(q, &r, 5000) != JOBQ_OK)
+            _exit(3);
+        if (jobq_queue_task_done(q, &it) != JOBQ_OK)
+            _exit(4);
         jobq_item_fini(&it);
     }
 }
@@ -639,7 +650,8 @@ static void
 s_ledger_producer(int p)
 {
     jobq_queue_t *q = NULL;
-    if (jobq_queue_open(s_url, NULL, &q) != JOBQ_OK) _exit(1);
+    if (jobq_queue_open(s_url, NULL, &q) != JOBQ_OK)
+        _exit(1);
     for (uint32_t i = 0; i < S_PER_PRODUCER; i++) {
         uint32_t v = (uint32_t)p * S_PER_PRODUCER + i;
         jobq_job_t job;
@@ -647,7 +659,8 @@ s_ledger_producer(int p)
         job.payload = &v;
         job.payload_len = 4;
         job.max_attempts = 1000;
-        if (jobq_queue_put(q, &job, 5000) != JOBQ_OK) _exit(2);
+        if (jobq_queue_put(q, &job, 5000) != JOBQ_OK)
+            _exit(2);
     }
     _exit(0);
 }
@@ -661,9 +674,11 @@ START_TEST(test_ledger_with_consumers_killed_at_random)
     static int seen[N];
     int kills = 0, results = 0, done = 0;
     for (int c = 0; c < S_CONSUMERS; c++)
-        if ((cons[c] = fork()) == 0) s_ledger_consumer();
+        if ((cons[c] = fork()) == 0)
+            s_ledger_consumer();
     for (int p = 0; p < S_PRODUCERS; p++)
-        if ((prod[p] = fork()) == 0) s_ledger_producer(p);
+        if ((prod[p] = fork()) == 0)
+            s_ledger_producer(p);
     int64_t start = s_now_ms(), next_kill = start + 5;
     while (done < N && s_now_ms() - start < 60000) {
         jobq_result_t r;
@@ -680,7 +695,8 @@ START_TEST(test_ledger_with_consumers_killed_at_random)
             kill(cons[c], SIGKILL);
             s_reap(cons[c], 5000);
             kills++;
-            if ((cons[c] = fork()) == 0) s_ledger_consumer();
+            if ((cons[c] = fork()) == 0)
+                s_ledger_consumer();
             next_kill = s_now_ms() + 5 + (int64_t)(rand_r(&seed) % 25);
         }
     }
@@ -722,7 +738,8 @@ s_remove_stale_objects(void)
             shm_unlink(obj);
         }
     }
-    if (d) closedir(d);
+    if (d)
+        closedir(d);
 }
 
 static Suite *

@@ -43,10 +43,12 @@ s_round_trip(wire_msg_t *a, size_t size)
         wire_buf_fini(&buf);
         return;
     }
-    if (rc != JOBQ_OK) s_fail("a decoded message does not encode", a);
+    if (rc != JOBQ_OK)
+        s_fail("a decoded message does not encode", a);
     if (wire_decode(&b, buf.data, buf.len, 0) != JOBQ_OK)
         s_fail("a re-encoded message does not decode", &b);
-    if (!wire_msg_equal(a, &b)) s_fail("the round trip changed the message", a);
+    if (!wire_msg_equal(a, &b))
+        s_fail("the round trip changed the message", a);
     if (wire_encode(&b, &again) != JOBQ_OK || again.len != buf.len ||
         memcmp(again.data, buf.data, buf.len) != 0)
         s_fail("the encoding is not canonical", &b);

@@ -52,13 +52,15 @@ s_admin(wc_t *a, uint64_t req, const char *verb, const char *q, const jobq_id_t 
     m.fields = WIRE_F_REQ | WIRE_F_NAME | (q ? WIRE_F_QUEUE : 0) | (ids ? WIRE_F_IDS : 0);
     m.req = req;
     m.name = (wire_str_t){verb, (uint32_t)strlen(verb)};
-    if (q) m.queue = (wire_str_t){q, (uint32_t)strlen(q)};
+    if (q)
+        m.queue = (wire_str_t){q, (uint32_t)strlen(q)};
     m.ids = (jobq_id_t *)ids;
     m.nids = n;
     ck_assert_int_eq(wc_send(a, &m), 0);
     for (;;) {
         ck_assert_jobq_ok(wc_recv(a, r, S_T));
-        if ((r->fields & WIRE_F_REQ) && r->req == req) return;
+        if ((r->fields & WIRE_F_REQ) && r->req == req)
+            return;
         wire_msg_fini(r);
     }
 }

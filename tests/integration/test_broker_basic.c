@@ -71,7 +71,8 @@ s_submit_ok(wc_t *p, uint64_t req, const char *q, const char *const *pl, size_t 
     ck_assert_uint_eq(m.nids, n);
     for (size_t i = 0; i < n; i++) {
         ck_assert_uint_eq(m.codes[i], JOBQ_OK);
-        if (ids) ids[i] = m.ids[i];
+        if (ids)
+            ids[i] = m.ids[i];
     }
     wire_msg_fini(&m);
 }
@@ -254,7 +255,8 @@ START_TEST(test_wait_parks_until_the_result_arrives_or_times_out)
         s_expect(p, WIRE_RESULTS, &r);
         for (uint32_t i = 0; i < r.nresults; i++) {
             int is1 = memcmp(&r.results[i].id, &ids[1], 16) == 0;
-            if (is1) ck_assert_uint_eq(r.req, 3);
+            if (is1)
+                ck_assert_uint_eq(r.req, 3);
             n1 += is1;
             n0 += !is1;
         }

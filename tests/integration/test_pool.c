@@ -99,14 +99,16 @@ static void
 s_take(jobq_queue_t *q, s_batch_t *b, int64_t timeout_ms, unsigned *got)
 {
     jobq_result_t res;
-    if (jobq_queue_get_result(q, &res, timeout_ms) != JOBQ_OK) return;
+    if (jobq_queue_get_result(q, &res, timeout_ms) != JOBQ_OK)
+        return;
     unsigned i = s_index(&res.id);
     ck_assert_uint_lt(i, b->n);
     b->count[i]++;
     b->status[i] = res.status;
     b->signal[i] = res.signal;
     size_t len = res.output_len < 63 ? res.output_len : 63;
-    if (len) memcpy(b->output[i], res.output, len);
+    if (len)
+        memcpy(b->output[i], res.output, len);
     b->output[i][len] = '\0';
     (*got)++;
 }
@@ -224,7 +226,8 @@ s_mixed(const jobq_job_t *job, jobq_output_t *out, void *arg)
         jobq_output_set_error(out, "asked to fail");
         return 3;
     }
-    if (job->payload_len >= 5 && memcmp(job->payload, "crash", 5) == 0) abort();
+    if (job->payload_len >= 5 && memcmp(job->payload, "crash", 5) == 0)
+        abort();
     return jobq_output_append(out, job->payload, job->payload_len) == JOBQ_OK ? 0 : 1;
 }
 

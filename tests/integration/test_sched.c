@@ -107,14 +107,16 @@ s_admin(wc_t *a, const char *verb, const char *q, const jobq_id_t *id, uint64_t 
                (n ? WIRE_F_COUNT : 0);
     m.req = ++req;
     m.name = (wire_str_t){verb, (uint32_t)strlen(verb)};
-    if (q) m.queue = (wire_str_t){q, (uint32_t)strlen(q)};
+    if (q)
+        m.queue = (wire_str_t){q, (uint32_t)strlen(q)};
     m.ids = (jobq_id_t *)id;
     m.nids = id ? 1 : 0;
     m.count = n;
     ck_assert_int_eq(wc_send(a, &m), 0);
     for (;;) {
         ck_assert_jobq_ok(wc_recv(a, r, S_T));
-        if ((r->fields & WIRE_F_REQ) && r->req == req) return;
+        if ((r->fields & WIRE_F_REQ) && r->req == req)
+            return;
         wire_msg_fini(r);
     }
 }
@@ -289,7 +291,8 @@ static uint32_t
 s_complete_all(wc_t *w, int64_t timeout_ms)
 {
     wire_msg_t r;
-    if (wc_recv_type(w, WIRE_DELIVER, &r, timeout_ms) != JOBQ_OK) return 0;
+    if (wc_recv_type(w, WIRE_DELIVER, &r, timeout_ms) != JOBQ_OK)
+        return 0;
     uint32_t n = r.njobs;
     jobq_id_t ids[64];
     uint32_t att[64];
@@ -349,9 +352,11 @@ START_TEST(test_a_poison_job_ends_dead_while_100_jobs_complete_and_kick_brings_i
     deadline = wc_now_ms() + S_T;
     while ((ndone < 100 || ndead < 1) && wc_now_ms() < deadline) {
         wire_msg_t r;
-        if (wc_recv_type(p, WIRE_RESULTS, &r, 500) != JOBQ_OK) continue;
+        if (wc_recv_type(p, WIRE_RESULTS, &r, 500) != JOBQ_OK)
+            continue;
         for (uint32_t i = 0; i < r.nresults; i++) {
-            if (r.results[i].status == JOBQ_STATUS_DONE) ndone++;
+            if (r.results[i].status == JOBQ_STATUS_DONE)
+                ndone++;
             if (r.results[i].status == JOBQ_STATUS_DEAD) {
                 ndead++;
                 ck_assert_int_eq(memcmp(&r.results[i].id, &poison, sizeof poison), 0);
@@ -488,16 +493,20 @@ static int
 s_prom_labels(const char **pp)
 {
     const char *p = *pp;
-    if (*p != '{') return 0;
+    if (*p != '{')
+        return 0;
     p++;
     while (*p != '}') {
         size_t n = s_prom_name(p);
-        if (!n || p[n] != '=' || p[n + 1] != '"') return -1;
+        if (!n || p[n] != '=' || p[n + 1] != '"')
+            return -1;
         p += n + 2;
         while (*p != '"') {
-            if (!*p || *p == '\n') return -1;
+            if (!*p || *p == '\n')
+                return -1;
             if (*p == '\\') {
-                if (p[1] != '\\' && p[1] != '"' && p[1] != 'n') return -1;
+                if (p[1] != '\\' && p[1] != '"' && p[1] != 'n')
+                    return -1;
                 p++;
             }
             p++;
@@ -521,32 +530,41 @@ s_prom_check(const char *text, char *bad, size_t badlen)
     size_t ntyped = 0, samples = 0;
     for (const char *line = text; *line; line = strchr(line, '\n') + 1) {
         const char *eol = strchr(line, '\n');
-        if (!eol) return "no newline at the end";
+        if (!eol)
+            return "no newline at the end";
         snprintf(bad, badlen, "%.*s", (int)(eol - line), line);
         if (strncmp(line, "# TYPE ", 7) == 0) {
             size_t n = s_prom_name(line + 7);
             const char *t = line + 7 + n;
-            if (!n || n >= 96 || ntyped == 256) return "bad TYPE name";
-            if (strncmp(t, " counter\n", 9) && strncmp(t, " gauge\n", 7)) return "bad TYPE";
+            if (!n || n >= 96 || ntyped == 256)
+                return "bad TYPE name";
+            if (strncmp(t, " counter\n", 9) && strncmp(t, " gauge\n", 7))
+                return "bad TYPE";
             memcpy(typed[ntyped], line + 7, n);
             typed[ntyped++][n] = '\0';
         } else if (strncmp(line, "# HELP ", 7) == 0) {
-            if (!s_prom_name(line + 7)) return "bad HELP name";
+            if (!s_prom_name(line + 7))
+                return "bad HELP name";
         } else if (line[0] == '#') {
             return "unknown comment";
         } else {
             size_t n = s_prom_name(line);
-            if (!n) return "bad sample name";
+            if (!n)
+                return "bad sample name";
             int seen = 0;
             for (size_t i = 0; i < ntyped && !seen; i++)
                 seen = strlen(typed[i]) == n && memcmp(typed[i], line, n) == 0;
-            if (!seen) return "sample without a TYPE line";
+            if (!seen)
+                return "sample without a TYPE line";
             const char *p = line + n;
-            if (s_prom_labels(&p) != 0) return "bad labels";
-            if (*p++ != ' ') return "no space before the value";
+            if (s_prom_labels(&p) != 0)
+                return "bad labels";
+            if (*p++ != ' ')
+                return "no space before the value";
             char *end;
             strtod(p, &end);
-            if (end == p || end != eol) return "bad value";
+            if (end == p || end != eol)
+                return "bad value";
             samples++;
         }
     }

@@ -40,7 +40,8 @@ wc_t *
 wc_connect(const char *url)
 {
     wc_t *c = calloc(1, sizeof *c);
-    if (!c) abort();
+    if (!c)
+        abort();
     int zero = 0;
     c->ctx = zmq_ctx_new();
     c->sock = zmq_socket(c->ctx, ZMQ_DEALER);
@@ -57,7 +58,8 @@ wc_connect(const char *url)
 void
 wc_close(wc_t **c_p)
 {
-    if (!c_p || !*c_p) return;
+    if (!c_p || !*c_p)
+        return;
     wc_t *c = *c_p;
     zmq_msg_close(&c->frame);
     zmq_close(c->sock);
@@ -75,7 +77,8 @@ wc_send(wc_t *c, wire_msg_t *m)
         fprintf(stderr, "wc_send: encode %s: %s\n", wire_type_name(m->type), m->error);
         return -1;
     }
-    if (zmq_send(c->sock, c->buf.data, c->buf.len, 0) < 0) return -1;
+    if (zmq_send(c->sock, c->buf.data, c->buf.len, 0) < 0)
+        return -1;
     c->last_send_ms = wc_now_ms();
     return 0;
 }
@@ -84,7 +87,8 @@ int
 wc_send_frames(wc_t *c, const void *const *frames, const size_t *lens, size_t nframes)
 {
     for (size_t i = 0; i < nframes; i++)
-        if (zmq_send(c->sock, frames[i], lens[i], i + 1 < nframes ? ZMQ_SNDMORE : 0) < 0) return -1;
+        if (zmq_send(c->sock, frames[i], lens[i], i + 1 < nframes ? ZMQ_SNDMORE : 0) < 0)
+            return -1;
     c->last_send_ms = wc_now_ms();
     return 0;
 }
@@ -122,17 +126,23 @@ wc_recv(wc_t *c, wire_msg_t *m, int64_t timeout_ms)
                 s_heartbeat(c);
                 due = now + c->hb_ms / 2;
             }
-            if (due - now < wait) wait = due - now;
+            if (due - now < wait)
+                wait = due - now;
         }
-        if (deadline - now <= 0) return JOBQ_ETIMEDOUT;
+        if (deadline - now <= 0)
+            return JOBQ_ETIMEDOUT;
         zmq_pollitem_t it = {.socket = c->sock, .events = ZMQ_POLLIN};
-        if (zmq_poll(&it, 1, (long)(wait > 0 ? wait : 0)) <= 0) continue;
+        if (zmq_poll(&it, 1, (long)(wait > 0 ? wait : 0)) <= 0)
+            continue;
         zmq_msg_close(&c->frame);
         zmq_msg_init(&c->frame);
-        if (zmq_msg_recv(&c->frame, c->sock, ZMQ_DONTWAIT) < 0) continue;
+        if (zmq_msg_recv(&c->frame, c->sock, ZMQ_DONTWAIT) < 0)
+            continue;
         int rc = wire_decode(m, zmq_msg_data(&c->frame), zmq_msg_size(&c->frame), 0);
-        if (rc != JOBQ_OK) return rc;
-        if (m->type != WIRE_HEARTBEAT || c->keep_hb) return JOBQ_OK;
+        if (rc != JOBQ_OK)
+            return rc;
+        if (m->type != WIRE_HEARTBEAT || c->keep_hb)
+            return JOBQ_OK;
         wire_msg_fini(m);
     }
 }
@@ -144,7 +154,8 @@ wc_recv_type(wc_t *c, wire_type type, wire_msg_t *m, int64_t timeout_ms)
     for (;;) {
         int64_t left = deadline - wc_now_ms();
         int rc = wc_recv(c, m, left > 0 ? left : 0);
-        if (rc != JOBQ_OK || m->type == type) return rc;
+        if (rc != JOBQ_OK || m->type == type)
+            return rc;
         wire_msg_fini(m);
     }
 }
@@ -157,10 +168,13 @@ wc_hello(wc_t *c, int role, uint32_t hb_ms, const char *name)
     h.fields = WIRE_F_ROLE | (hb_ms ? WIRE_F_HB : 0) | (name ? WIRE_F_NAME : 0);
     h.role = (uint32_t)role;
     h.hb_ms = hb_ms;
-    if (name) h.name = (wire_str_t){name, (uint32_t)strlen(name)};
-    if (wc_send(c, &h) != 0) return JOBQ_ESYS;
+    if (name)
+        h.name = (wire_str_t){name, (uint32_t)strlen(name)};
+    if (wc_send(c, &h) != 0)
+        return JOBQ_ESYS;
     int rc = wc_recv(c, &w, 5000);
-    if (rc != JOBQ_OK) return rc;
+    if (rc != JOBQ_OK)
+        return rc;
     if (w.type == WIRE_WELCOME) {
         c->hb_ms = w.hb_ms;
         c->autohb = 1;
@@ -176,16 +190,20 @@ wc_submit(wc_t *c, uint64_t req, const char *q, const char *const *payloads, siz
           uint32_t ttr_ms, uint32_t max_attempts, const jobq_id_t *ids)
 {
     jobq_job_t *jobs = calloc(n ? n : 1, sizeof *jobs);
-    if (!jobs) abort();
+    if (!jobs)
+        abort();
     for (size_t i = 0; i < n; i++) {
         jobq_job_init(&jobs[i]);
         jobs[i].queue = q;
         jobs[i].queue_len = (uint32_t)strlen(q);
         jobs[i].payload = payloads[i];
         jobs[i].payload_len = (uint32_t)strlen(payloads[i]);
-        if (ttr_ms) jobs[i].ttr_ms = ttr_ms;
-        if (max_attempts) jobs[i].max_attempts = max_attempts;
-        if (ids) jobs[i].id = ids[i];
+        if (ttr_ms)
+            jobs[i].ttr_ms = ttr_ms;
+        if (max_attempts)
+            jobs[i].max_attempts = max_attempts;
+        if (ids)
+            jobs[i].id = ids[i];
     }
     wire_msg_t m;
     wire_msg_init(&m, WIRE_SUBMIT);
@@ -240,13 +258,17 @@ s_wait_listening(wc_broker_t *b, int64_t deadline)
     for (;;) {
         int64_t left = deadline - wc_now_ms();
         struct pollfd pfd = {.fd = b->out_fd, .events = POLLIN};
-        if (left <= 0 || poll(&pfd, 1, (int)left) <= 0) return -1;
+        if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+            return -1;
         ssize_t n = read(b->out_fd, line + len, sizeof line - 1 - len);
-        if (n <= 0) return -1;
+        if (n <= 0)
+            return -1;
         len += (size_t)n;
         line[len] = '\0';
-        if (strstr(line, "listening on ") && strchr(strstr(line, "listening on "), '\n')) return 0;
-        if (len == sizeof line - 1) return -1;
+        if (strstr(line, "listening on ") && strchr(strstr(line, "listening on "), '\n'))
+            return 0;
+        if (len == sizeof line - 1)
+            return -1;
     }
 }
 
@@ -256,12 +278,15 @@ wc_broker_start(wc_broker_t *b, const char *const *args)
     const char *bin = getenv("JOBQ_BIN");
     memset(b, 0, sizeof *b);
     b->pid = -1;
-    if (!bin) return -1;
+    if (!bin)
+        return -1;
     snprintf(b->dir, sizeof b->dir, "/tmp/jobq-wc-%d-XXXXXX", (int)getpid());
-    if (!mkdtemp(b->dir)) return -1;
+    if (!mkdtemp(b->dir))
+        return -1;
     snprintf(b->url, sizeof b->url, "ipc://%s/broker.sock", b->dir);
     int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) return -1;
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        return -1;
     const char *argv[64] = {bin, "broker", "--listen", b->url};
     size_t n = 4;
     for (size_t i = 0; args && args[i] && n < 63; i++)
@@ -271,7 +296,8 @@ wc_broker_start(wc_broker_t *b, const char *const *args)
     b->pid = fork();
     if (b->pid == 0) { /* a failed test ends its process: the broker must not outlive it */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent) _exit(127);
+        if (getppid() != parent)
+            _exit(127);
         dup2(fds[1], STDOUT_FILENO);
         execv(bin, (char *const *)argv);
         _exit(127);
@@ -289,7 +315,8 @@ int
 wc_broker_alive(wc_broker_t *b)
 {
     int st;
-    if (b->pid <= 0 || kill(b->pid, 0) != 0) return 0;
+    if (b->pid <= 0 || kill(b->pid, 0) != 0)
+        return 0;
     return waitpid(b->pid, &st, WNOHANG) == 0;
 }
 
@@ -312,7 +339,8 @@ wc_broker_stop(wc_broker_t *b, int64_t timeout_ms)
         }
         b->pid = -1;
     }
-    if (b->out_fd > 0) close(b->out_fd);
+    if (b->out_fd > 0)
+        close(b->out_fd);
     b->out_fd = -1;
     if (b->dir[0]) {
         char path[400];
@@ -331,6 +359,7 @@ wc_json_num(const char *json, size_t len, const char *key)
     snprintf(pat, sizeof pat, "\"%s\":", key);
     size_t pl = strlen(pat);
     for (size_t i = 0; i + pl < len; i++)
-        if (memcmp(json + i, pat, pl) == 0) return strtoll(json + i + pl, NULL, 10);
+        if (memcmp(json + i, pat, pl) == 0)
+            return strtoll(json + i + pl, NULL, 10);
     return -1;
 }

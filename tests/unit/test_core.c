@@ -30,7 +30,8 @@ s_new_cfg(int64_t base_ms, uint32_t jitter_pct, core_config_t *cfg)
     cfg->seed = 12345;
     cfg->backoff_base_ms = base_ms;
     cfg->backoff_jitter_pct = jitter_pct;
-    if (cfg->backoff_max_ms < base_ms) cfg->backoff_max_ms = base_ms;
+    if (cfg->backoff_max_ms < base_ms)
+        cfg->backoff_max_ms = base_ms;
     core_t *c = core_new(cfg);
     ck_assert_ptr_nonnull(c);
     return c;
@@ -274,7 +275,8 @@ START_TEST(test_reserve_over_queues_takes_lowest_priority_then_alternates_ties)
         a += v[k].queue[0] == 'a';
         b += v[k].queue[0] == 'b';
         run = k > 1 && v[k].queue[0] == v[k - 1].queue[0] ? run + 1 : 1;
-        if (run > max_run) max_run = run;
+        if (run > max_run)
+            max_run = run;
     }
     ck_assert_int_eq(a, 10);
     ck_assert_int_eq(b, 10);

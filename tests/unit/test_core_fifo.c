@@ -69,7 +69,8 @@ START_TEST(test_removed_elements_are_skipped_and_memory_follows_the_live_count)
     }
     /* Remove all but every 100th from the middle: the ring compacts and shrinks. */
     for (int i = 1; i < N; i++)
-        if (i % 100) core_fifo_remove(&f, n[i].pos);
+        if (i % 100)
+            core_fifo_remove(&f, n[i].pos);
     s_check(&f, N / 100);
     ck_assert_uint_le(f.cap, 4096);
     for (int i = 0; i < N; i += 100)
@@ -105,7 +106,8 @@ START_TEST(test_random_pushes_pops_and_removes_keep_positions_right)
             e->in = 0;
             live--;
         }
-        if (op % 97 == 0) s_check(&f, live);
+        if (op % 97 == 0)
+            s_check(&f, live);
     }
     s_check(&f, live);
     core_fifo_fini(&f);

@@ -81,14 +81,17 @@ START_TEST(test_remove_and_update_by_position_keep_the_order)
             e->key = rand() % 500;
             core_heap_update(&h, e->pos);
         }
-        if (op % 101 == 0) s_check_positions(&h);
+        if (op % 101 == 0)
+            s_check_positions(&h);
     }
     s_check_positions(&h);
     /* The top is the minimum of what is in. */
     int64_t min = INT64_MAX;
     for (int i = 0; i < N; i++)
-        if (n[i].in && n[i].key < min) min = n[i].key;
-    if (h.len) ck_assert_int_eq(((node_t *)core_heap_top(&h))->key, min);
+        if (n[i].in && n[i].key < min)
+            min = n[i].key;
+    if (h.len)
+        ck_assert_int_eq(((node_t *)core_heap_top(&h))->key, min);
     core_heap_fini(&h);
     free(n);
 }

@@ -90,19 +90,23 @@ static mjob_t *
 s_find(model_t *m, const jobq_id_t *id)
 {
     for (int i = 0; i < m->n; i++)
-        if (m->j[i].st != M_GONE && !memcmp(&m->j[i].id, id, sizeof *id)) return &m->j[i];
+        if (m->j[i].st != M_GONE && !memcmp(&m->j[i].id, id, sizeof *id))
+            return &m->j[i];
     return NULL;
 }
 
 static mjob_t *
 s_pick(model_t *m, int want_state)
 {
-    if (m->n == 0) return NULL;
+    if (m->n == 0)
+        return NULL;
     if (want_state >= 0 && s_rnd(10) < 8) {
         int cand[MAXJ], k = 0;
         for (int i = 0; i < m->n; i++)
-            if (m->j[i].st == want_state) cand[k++] = i;
-        if (k) return &m->j[cand[s_rnd(k)]];
+            if (m->j[i].st == want_state)
+                cand[k++] = i;
+        if (k)
+            return &m->j[cand[s_rnd(k)]];
     }
     return &m->j[s_rnd(m->n)];
 }
@@ -150,9 +154,12 @@ s_failed(model_t *m, mjob_t *j, int dead_verdict, int backoff, uint64_t seq, uin
 static int
 s_fence(const model_t *m, const mjob_t *j, uint32_t attempt, int w)
 {
-    if (!j || j->st == M_GONE) return JOBQ_ENOTFOUND;
-    if (j->st != JOBQ_STATE_RESERVED || j->attempt != attempt) return JOBQ_ESTALE;
-    if (j->worker != s_handle(w)) return JOBQ_EFORBIDDEN;
+    if (!j || j->st == M_GONE)
+        return JOBQ_ENOTFOUND;
+    if (j->st != JOBQ_STATE_RESERVED || j->attempt != attempt)
+        return JOBQ_ESTALE;
+    if (j->worker != s_handle(w))
+        return JOBQ_EFORBIDDEN;
     (void)m;
     return JOBQ_OK;
 }
@@ -170,7 +177,8 @@ s_public_state(int st)
 static void
 op_submit(core_t *c, model_t *m)
 {
-    if (m->n >= MAXJ) return;
+    if (m->n >= MAXJ)
+        return;
     int q = s_rnd(NQ), uk = s_rnd(4) == 0 ? s_rnd(3) : -1;
     char payload[16];
     snprintf(payload, sizeof payload, "p%d", m->n);
@@ -200,7 +208,8 @@ op_submit(core_t *c, model_t *m)
     }
     if (!dup && uk >= 0)
         for (int i = 0; i < m->n; i++)
-            if (m->j[i].q == q && m->j[i].ukey == uk && m->j[i].st != M_GONE) dup = &m->j[i];
+            if (m->j[i].q == q && m->j[i].ukey == uk && m->j[i].st != M_GONE)
+                dup = &m->j[i];
     jobq_id_t got;
     jobq_job_state st;
     int rc;
@@ -254,7 +263,8 @@ s_check_handout(model_t *m, const core_job_view_t *v, int mask)
     int bad = 0;
     for (int i = 0; i < m->n; i++) {
         const mjob_t *o = &m->j[i];
-        if (o->st != JOBQ_STATE_READY || !(mask & (1 << o->q)) || s_paused(m, o->q)) continue;
+        if (o->st != JOBQ_STATE_READY || !(mask & (1 << o->q)) || s_paused(m, o->q))
+            continue;
         bad += o->prio < j->prio;
         bad += o->q == j->q && o->prio == j->prio && o->seq < j->seq;
     }
@@ -269,7 +279,8 @@ op_reserve(core_t *c, model_t *m)
     size_t max = (size_t)s_rnd(9), n = 99, nq = 0;
     core_name_t names[NQ];
     for (int q = 0; q < NQ; q++)
-        if (mask & (1 << q)) names[nq++] = (core_name_t){qname[q], 2};
+        if (mask & (1 << q))
+            names[nq++] = (core_name_t){qname[q], 2};
     core_job_view_t out[8];
     int rc = core_reserve(c, s_handle(w), names, nq, m->now, max, out, &n);
     if (!m->wknown[w]) {
@@ -304,7 +315,8 @@ static mjob_t *
 s_pick_lease(model_t *m, uint32_t *attempt, int *w)
 {
     mjob_t *j = s_pick(m, JOBQ_STATE_RESERVED);
-    if (!j) return NULL;
+    if (!j)
+        return NULL;
     *attempt = j->attempt + (uint32_t)(s_rnd(10) == 0 ? s_rnd(3) - 1 : 0);
     *w = j->st == JOBQ_STATE_RESERVED && s_rnd(8) ? (int)(j->worker - 100) : s_rnd(NW);
     return j;
@@ -316,7 +328,8 @@ op_complete(core_t *c, model_t *m)
     uint32_t attempt;
     int w;
     mjob_t *j = s_pick_lease(m, &attempt, &w);
-    if (!j) return;
+    if (!j)
+        return;
     jobq_result_t r;
     jobq_result_init(&r);
     r.id = j->id;
@@ -329,7 +342,8 @@ op_complete(core_t *c, model_t *m)
     else
         core_complete_batch(c, s_handle(w), &r, 1, m->now, &rc);
     ck_assert_jobq_err(rc, want);
-    if (want != JOBQ_OK) return;
+    if (want != JOBQ_OK)
+        return;
     if (r.status == JOBQ_STATUS_DONE) {
         j->st = M_DONE_RES;
         m->results++;
@@ -344,7 +358,8 @@ op_extend(core_t *c, model_t *m)
     uint32_t attempt;
     int w;
     mjob_t *j = s_pick_lease(m, &attempt, &w);
-    if (!j) return;
+    if (!j)
+        return;
     uint32_t ttr = s_rnd(2) ? 0 : 5 + (uint32_t)s_rnd(50);
     int want = j->st == M_DONE_RES || j->st == M_DEAD_RES ? JOBQ_ESTALE : s_fence(m, j, attempt, w);
     int64_t deadline = 0;
@@ -361,11 +376,13 @@ op_release(core_t *c, model_t *m)
     uint32_t attempt;
     int w;
     mjob_t *j = s_pick_lease(m, &attempt, &w);
-    if (!j) return;
+    if (!j)
+        return;
     uint64_t delay = s_rnd(2) ? 0 : (uint64_t)s_rnd(20);
     int want = j->st == M_DONE_RES || j->st == M_DEAD_RES ? JOBQ_ESTALE : s_fence(m, j, attempt, w);
     ck_assert_jobq_err(core_release(c, s_handle(w), &j->id, attempt, delay, m->now), want);
-    if (want != JOBQ_OK) return;
+    if (want != JOBQ_OK)
+        return;
     j->free++;
     if (delay) {
         j->st = JOBQ_STATE_DELAYED;
@@ -391,7 +408,8 @@ op_release_worker(core_t *c, model_t *m)
     uint64_t seq = m->seq++, dseq = m->dseq++;
     for (int i = 0; i < m->n; i++) {
         mjob_t *j = &m->j[i];
-        if (j->st != JOBQ_STATE_RESERVED || j->worker != s_handle(w)) continue;
+        if (j->st != JOBQ_STATE_RESERVED || j->worker != s_handle(w))
+            continue;
         held++;
         if (why == CORE_RELEASE_GRACEFUL) {
             j->free++;
@@ -419,14 +437,17 @@ op_tick(core_t *c, model_t *m)
             for (int i = 0; i < m->n; i++) {
                 const mjob_t *j = &m->j[i];
                 int64_t t = st == JOBQ_STATE_DELAYED ? j->at : j->deadline;
-                if (j->st == st && t <= m->now && t < soonest) soonest = t;
+                if (j->st == st && t <= m->now && t < soonest)
+                    soonest = t;
             }
-            if (soonest == INT64_MAX) break;
+            if (soonest == INT64_MAX)
+                break;
             uint64_t seq = m->seq++, dseq = m->dseq++;
             for (int i = 0; i < m->n; i++) {
                 mjob_t *j = &m->j[i];
                 int64_t t = st == JOBQ_STATE_DELAYED ? j->at : j->deadline;
-                if (j->st != st || t != soonest) continue;
+                if (j->st != st || t != soonest)
+                    continue;
                 if (st == JOBQ_STATE_DELAYED)
                     s_to_ready(m, j, seq);
                 else
@@ -436,13 +457,17 @@ op_tick(core_t *c, model_t *m)
     }
     int64_t want = CORE_FOREVER;
     for (int q = 0; q < NQ; q++) {
-        if (m->paused[q] != 0 && m->paused[q] <= m->now) m->paused[q] = 0;
-        if (m->paused[q] && m->paused[q] < want) want = m->paused[q];
+        if (m->paused[q] != 0 && m->paused[q] <= m->now)
+            m->paused[q] = 0;
+        if (m->paused[q] && m->paused[q] < want)
+            want = m->paused[q];
     }
     for (int i = 0; i < m->n; i++) {
         const mjob_t *j = &m->j[i];
-        if (j->st == JOBQ_STATE_DELAYED && j->at < want) want = j->at;
-        if (j->st == JOBQ_STATE_RESERVED && j->deadline < want) want = j->deadline;
+        if (j->st == JOBQ_STATE_DELAYED && j->at < want)
+            want = j->at;
+        if (j->st == JOBQ_STATE_RESERVED && j->deadline < want)
+            want = j->deadline;
     }
     ck_assert_int_eq(next, want);
 }
@@ -462,7 +487,8 @@ op_kick(core_t *c, model_t *m)
     uint64_t max_moved = 0, min_left = UINT64_MAX;
     for (int i = 0; i < m->n; i++) {
         mjob_t *j = &m->j[i];
-        if (j->q != q || j->st != JOBQ_STATE_DEAD) continue;
+        if (j->q != q || j->st != JOBQ_STATE_DEAD)
+            continue;
         dead++;
         core_job_view_t v;
         ck_assert_jobq_ok(core_peek(c, &j->id, &v));
@@ -485,7 +511,8 @@ static void
 op_kick_job(core_t *c, model_t *m)
 {
     mjob_t *j = s_pick(m, JOBQ_STATE_DEAD);
-    if (!j) return;
+    if (!j)
+        return;
     int want = j->st == JOBQ_STATE_DEAD ? JOBQ_OK : s_live(j->st) ? JOBQ_ESTATE : JOBQ_ENOTFOUND;
     ck_assert_jobq_err(core_kick_job(c, &j->id, m->now), want);
     if (want == JOBQ_OK) {
@@ -498,16 +525,19 @@ static void
 op_delete(core_t *c, model_t *m)
 {
     mjob_t *j = s_pick(m, -1);
-    if (!j) return;
+    if (!j)
+        return;
     int want = j->st == M_GONE                ? JOBQ_ENOTFOUND
                : j->st == JOBQ_STATE_RESERVED ? JOBQ_ESTATE
                                               : JOBQ_OK;
     ck_assert_jobq_err(core_delete(c, &j->id, m->now), want);
-    if (want != JOBQ_OK) return;
+    if (want != JOBQ_OK)
+        return;
     if (j->st == M_DONE_RES || j->st == M_DEAD_RES) {
         j->st = M_GONE;
     } else {
-        if (j->st != JOBQ_STATE_DEAD) m->results++;
+        if (j->st != JOBQ_STATE_DEAD)
+            m->results++;
         j->st = M_DEAD_RES;
     }
 }
@@ -516,12 +546,14 @@ static void
 op_bury(core_t *c, model_t *m)
 {
     mjob_t *j = s_pick(m, JOBQ_STATE_READY);
-    if (!j) return;
+    if (!j)
+        return;
     int want = j->st == JOBQ_STATE_READY || j->st == JOBQ_STATE_DELAYED ? JOBQ_OK
                : s_live(j->st) || j->st == JOBQ_STATE_DEAD              ? JOBQ_ESTATE
                                                                         : JOBQ_ENOTFOUND;
     ck_assert_jobq_err(core_bury(c, &j->id, JOBQ_STATUS_FAILED, "op", 2, m->now), want);
-    if (want == JOBQ_OK) s_to_dead(m, j, m->dseq++);
+    if (want == JOBQ_OK)
+        s_to_dead(m, j, m->dseq++);
 }
 
 static void
@@ -556,7 +588,8 @@ s_check_counts(const core_t *c, const model_t *m, int step)
         }
         uint64_t n[5] = {0};
         for (int i = 0; i < m->n; i++)
-            if (m->j[i].q == q && m->j[i].st <= JOBQ_STATE_DEAD) n[m->j[i].st]++;
+            if (m->j[i].q == q && m->j[i].st <= JOBQ_STATE_DEAD)
+                n[m->j[i].st]++;
         wrong += rc != JOBQ_OK || st.delayed != n[JOBQ_STATE_DELAYED] ||
                  st.ready != n[JOBQ_STATE_READY] || st.reserved != n[JOBQ_STATE_RESERVED] ||
                  st.dead != n[JOBQ_STATE_DEAD] || st.paused != s_paused(m, q);
@@ -570,8 +603,10 @@ s_check_events(core_t *c, model_t *m, const uint64_t *before, int step)
     int results = 0, joins[NQ] = {0}, wrong = 0;
     core_event_t ev;
     while (core_event_next(c, &ev)) {
-        if (ev.type == CORE_EV_RESULT) results++;
-        if (ev.type == CORE_EV_JOIN) joins[ev.queue[1] - '0']++;
+        if (ev.type == CORE_EV_RESULT)
+            results++;
+        if (ev.type == CORE_EV_JOIN)
+            joins[ev.queue[1] - '0']++;
     }
     for (int q = 0; q < NQ; q++)
         wrong += joins[q] != (before[q] > 0 && s_unfinished(m, q) == 0);
@@ -596,7 +631,8 @@ s_check_jobs(const core_t *c, const model_t *m)
         wrong += rc != JOBQ_OK || v.state != s_public_state(j->st);
         if (s_live(j->st) || j->st == JOBQ_STATE_DEAD)
             wrong += v.attempt != j->attempt || v.attempts_used != j->attempt - j->free;
-        if (j->st == JOBQ_STATE_DELAYED) wrong += v.ready_at_ms != j->at;
+        if (j->st == JOBQ_STATE_DELAYED)
+            wrong += v.ready_at_ms != j->at;
         if (j->st == JOBQ_STATE_RESERVED)
             wrong += v.deadline_ms != j->deadline || v.worker != j->worker;
     }
@@ -631,7 +667,8 @@ START_TEST(test_random_operations_keep_invariants_and_match_the_model)
         ck_assert_msg(core_check(c, &why) == 0, "step %d: core_check: %s", step, why);
         s_check_counts(c, &m, step);
         s_check_events(c, &m, before, step);
-        if (step % 50 == 0) s_check_jobs(c, &m);
+        if (step % 50 == 0)
+            s_check_jobs(c, &m);
     }
     s_check_jobs(c, &m);
     core_destroy(&c);

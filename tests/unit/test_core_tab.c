@@ -198,7 +198,8 @@ START_TEST(test_random_inserts_and_removes_match_a_reference)
         }
         it->alive = !it->alive;
         wrong += s_find(&t, it->key) != (it->alive ? it : NULL);
-        if (op % 997 == 0) ck_assert(core_tab_valid(&t));
+        if (op % 997 == 0)
+            ck_assert(core_tab_valid(&t));
     }
     ck_assert_int_eq(wrong, 0);
     ck_assert_uint_eq(t.count, live);

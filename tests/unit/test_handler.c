@@ -79,8 +79,10 @@ s_wait_bounded(pid_t pid, int ms, int *status)
 {
     for (int waited = 0; waited <= ms; waited += 5) {
         pid_t r = waitpid(pid, status, WNOHANG);
-        if (r == pid) return 0;
-        if (r < 0 && errno != EINTR) return -1;
+        if (r == pid)
+            return 0;
+        if (r < 0 && errno != EINTR)
+            return -1;
         usleep(5000);
     }
     return -1;
@@ -292,7 +294,8 @@ s_callback(const jobq_job_t *job, jobq_output_t *out, void *arg)
 {
     jobq_output_append(out, job->payload, job->payload_len);
     int rc = *(int *)arg;
-    if (rc != 0) jobq_output_set_error(out, "callback said no");
+    if (rc != 0)
+        jobq_output_set_error(out, "callback said no");
     return rc;
 }
 
@@ -579,7 +582,8 @@ START_TEST(test_exec_command_ignoring_sigterm_gets_sigkill_after_the_grace)
     int st;
     pid_t p;
     for (int i = 0; i < 400 && (p = waitpid(-1, &st, WNOHANG)) >= 0; i++)
-        if (p == 0) usleep(5000);
+        if (p == 0)
+            usleep(5000);
     s_assert_no_children();
     jobq_output_destroy(&out);
 }
@@ -683,10 +687,12 @@ START_TEST(test_exec_child_dies_with_its_worker)
         FILE *f = fopen(path, "r");
         if (f) {
             int v = 0;
-            if (fscanf(f, "%d", &v) == 1) shell = v;
+            if (fscanf(f, "%d", &v) == 1)
+                shell = v;
             fclose(f);
         }
-        if (shell <= 0) usleep(5000);
+        if (shell <= 0)
+            usleep(5000);
     }
     unlink(path);
     ck_assert_int_gt(shell, 1);
@@ -696,10 +702,12 @@ START_TEST(test_exec_child_dies_with_its_worker)
     for (int i = 0; i < 1000 && strcmp(comm, "sleep\n") != 0; i++) {
         FILE *f = fopen(comm_path, "r");
         if (f) {
-            if (!fgets(comm, sizeof comm, f)) comm[0] = '\0';
+            if (!fgets(comm, sizeof comm, f))
+                comm[0] = '\0';
             fclose(f);
         }
-        if (strcmp(comm, "sleep\n") != 0) usleep(5000);
+        if (strcmp(comm, "sleep\n") != 0)
+            usleep(5000);
     }
     ck_assert_str_eq(comm, "sleep\n");
     kill(worker, SIGKILL);

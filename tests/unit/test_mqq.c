@@ -369,7 +369,8 @@ START_TEST(test_closed_queue_waits_for_items_another_process_holds)
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
         char c;
-        if (jobq_queue_get(q, &it, 1000) != JOBQ_OK || write(up[1], "g", 1) != 1) _exit(1);
+        if (jobq_queue_get(q, &it, 1000) != JOBQ_OK || write(up[1], "g", 1) != 1)
+            _exit(1);
         if (read(down[0], &c, 1) != 1) /* the parent's go-ahead, after its checks */
             _exit(2);
         _exit(jobq_queue_task_done(q, &it) == JOBQ_OK ? 0 : 3);
@@ -459,11 +460,13 @@ START_TEST(test_second_process_attaches_and_shares_items)
     if (pid == 0) {
         jobq_queue_t *c = NULL;
         jobq_item_t ci;
-        if (jobq_queue_open(s_url("attach"), NULL, &c) != JOBQ_OK) _exit(1);
+        if (jobq_queue_open(s_url("attach"), NULL, &c) != JOBQ_OK)
+            _exit(1);
         if (jobq_queue_get(c, &ci, 1000) != JOBQ_OK || ci.payload_len != 11 ||
             memcmp(ci.payload, "from-parent", 11) != 0 || jobq_queue_task_done(c, &ci))
             _exit(2);
-        if (jobq_queue_put_bytes(c, "from-child", 10, NULL, 1000) != JOBQ_OK) _exit(3);
+        if (jobq_queue_put_bytes(c, "from-child", 10, NULL, 1000) != JOBQ_OK)
+            _exit(3);
         jobq_queue_destroy(&c);
         _exit(0);
     }
@@ -687,16 +690,20 @@ s_thr_consumer(void *arg)
     for (;;) {
         jobq_item_t it;
         uint32_t idx;
-        if (jobq_queue_get(s_thr_q, &it, 10000) != JOBQ_OK) return (void *)1;
+        if (jobq_queue_get(s_thr_q, &it, 10000) != JOBQ_OK)
+            return (void *)1;
         int stop = it.sentinel;
         if (!stop && it.payload_len == sizeof idx) {
             memcpy(&idx, it.payload, sizeof idx);
-            if (idx < THR_ITEMS) atomic_fetch_add(&s_thr_seen[idx], 1);
+            if (idx < THR_ITEMS)
+                atomic_fetch_add(&s_thr_seen[idx], 1);
         }
         int rc = jobq_queue_task_done(s_thr_q, &it);
         jobq_item_fini(&it);
-        if (rc != JOBQ_OK) return (void *)2;
-        if (stop) return NULL;
+        if (rc != JOBQ_OK)
+            return (void *)2;
+        if (stop)
+            return NULL;
     }
 }
 
@@ -737,21 +744,27 @@ START_TEST(test_four_consumers_take_each_of_10000_items_exactly_once)
         ck_assert_int_ge(kids[k], 0);
         if (kids[k] == 0) {
             jobq_queue_t *c = NULL;
-            if (jobq_queue_open(s_url("many"), NULL, &c) != JOBQ_OK) _exit(1);
+            if (jobq_queue_open(s_url("many"), NULL, &c) != JOBQ_OK)
+                _exit(1);
             for (;;) {
                 jobq_item_t it;
                 uint32_t idx;
-                if (jobq_queue_get(c, &it, 20000) != JOBQ_OK) _exit(2);
+                if (jobq_queue_get(c, &it, 20000) != JOBQ_OK)
+                    _exit(2);
                 int stop = it.sentinel;
                 if (!stop) {
-                    if (it.payload_len != sizeof idx) _exit(3);
+                    if (it.payload_len != sizeof idx)
+                        _exit(3);
                     memcpy(&idx, it.payload, sizeof idx);
-                    if (idx >= MANY_ITEMS) _exit(4);
+                    if (idx >= MANY_ITEMS)
+                        _exit(4);
                     atomic_fetch_add(&seen[idx], 1);
                 }
-                if (jobq_queue_task_done(c, &it) != JOBQ_OK) _exit(5);
+                if (jobq_queue_task_done(c, &it) != JOBQ_OK)
+                    _exit(5);
                 jobq_item_fini(&it);
-                if (stop) break;
+                if (stop)
+                    break;
             }
             jobq_queue_destroy(&c);
             _exit(0);

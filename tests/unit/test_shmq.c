@@ -91,7 +91,8 @@ s_reap(pid_t pid, int64_t timeout_ms)
     int64_t end = s_now_ms() + timeout_ms;
     for (;;) {
         pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid) return st;
+        if (r == pid)
+            return st;
         if (s_now_ms() > end) {
             kill(pid, SIGKILL);
             waitpid(pid, &st, 0);
@@ -366,9 +367,11 @@ START_TEST(test_join_times_out_then_returns_after_task_done)
     if (pid == 0) {
         jobq_item_t it;
         for (int i = 0; i < 2; i++) {
-            if (jobq_queue_get(q, &it, 1000) != JOBQ_OK) _exit(1);
+            if (jobq_queue_get(q, &it, 1000) != JOBQ_OK)
+                _exit(1);
             usleep(100 * 1000);
-            if (jobq_queue_task_done(q, &it) != JOBQ_OK) _exit(2);
+            if (jobq_queue_task_done(q, &it) != JOBQ_OK)
+                _exit(2);
             jobq_item_fini(&it);
         }
         _exit(0);
@@ -520,7 +523,8 @@ START_TEST(test_results_travel_back_from_a_child)
     if (pid == 0) {
         jobq_item_t it;
         jobq_result_t r;
-        if (jobq_queue_get(q, &it, 1000) != JOBQ_OK) _exit(1);
+        if (jobq_queue_get(q, &it, 1000) != JOBQ_OK)
+            _exit(1);
         jobq_result_init(&r);
         r.id = it.id;
         r.attempt = it.attempt;
@@ -551,11 +555,15 @@ START_TEST(test_named_queue_is_shared_with_an_unrelated_open)
         /* A fresh handle from the name alone, as an unrelated process would. */
         jobq_queue_t *c = NULL;
         jobq_item_t it;
-        if (jobq_queue_open(s_url, NULL, &c) != JOBQ_OK) _exit(1);
-        if (jobq_queue_get(c, &it, 1000) != JOBQ_OK || *(uint32_t *)it.payload != 5) _exit(2);
-        if (jobq_queue_task_done(c, &it) != JOBQ_OK) _exit(3);
+        if (jobq_queue_open(s_url, NULL, &c) != JOBQ_OK)
+            _exit(1);
+        if (jobq_queue_get(c, &it, 1000) != JOBQ_OK || *(uint32_t *)it.payload != 5)
+            _exit(2);
+        if (jobq_queue_task_done(c, &it) != JOBQ_OK)
+            _exit(3);
         uint32_t v = 6;
-        if (jobq_queue_put_bytes(c, &v, sizeof v, NULL, 0) != JOBQ_OK) _exit(4);
+        if (jobq_queue_put_bytes(c, &v, sizeof v, NULL, 0) != JOBQ_OK)
+            _exit(4);
         jobq_queue_destroy(&c);
         _exit(0);
     }
@@ -694,9 +702,11 @@ START_TEST(test_concurrent_creators_share_one_queue)
         if (pids[i] == 0) {
             jobq_queue_opts_t o = {JOBQ_QUEUE_CREATE, 64, 0, 0};
             jobq_queue_t *q = NULL;
-            if (jobq_queue_open(s_url, &o, &q) != JOBQ_OK) _exit(1);
+            if (jobq_queue_open(s_url, &o, &q) != JOBQ_OK)
+                _exit(1);
             uint32_t v = (uint32_t)i;
-            if (jobq_queue_put_bytes(q, &v, sizeof v, NULL, 1000) != JOBQ_OK) _exit(2);
+            if (jobq_queue_put_bytes(q, &v, sizeof v, NULL, 1000) != JOBQ_OK)
+                _exit(2);
             jobq_queue_destroy(&q);
             _exit(0);
         }
@@ -784,12 +794,16 @@ START_TEST(test_anon_queue_four_consumers_take_every_item_once)
             close(fds[c][0]);
             for (;;) {
                 jobq_item_t it;
-                if (jobq_queue_get(q, &it, 10000) != JOBQ_OK) _exit(1);
+                if (jobq_queue_get(q, &it, 10000) != JOBQ_OK)
+                    _exit(1);
                 int stop = it.sentinel;
-                if (!stop && write(fds[c][1], it.payload, 4) != 4) _exit(2);
-                if (jobq_queue_task_done(q, &it) != JOBQ_OK) _exit(3);
+                if (!stop && write(fds[c][1], it.payload, 4) != 4)
+                    _exit(2);
+                if (jobq_queue_task_done(q, &it) != JOBQ_OK)
+                    _exit(3);
                 jobq_item_fini(&it);
-                if (stop) _exit(0);
+                if (stop)
+                    _exit(0);
             }
         }
         close(fds[c][1]);
@@ -838,7 +852,8 @@ s_remove_stale_objects(void)
             shm_unlink(obj);
         }
     }
-    if (d) closedir(d);
+    if (d)
+        closedir(d);
 }
 
 static Suite *

@@ -43,15 +43,18 @@ static long long s_cur, s_peak;
 static void
 s_count_alloc(size_t n)
 {
-    if (!s_tracking) return;
+    if (!s_tracking)
+        return;
     s_cur += (long long)n;
-    if (s_cur > s_peak) s_peak = s_cur;
+    if (s_cur > s_peak)
+        s_peak = s_cur;
 }
 
 static void
 s_count_free(size_t n)
 {
-    if (s_tracking) s_cur -= (long long)n;
+    if (s_tracking)
+        s_cur -= (long long)n;
 }
 
 #if defined(S_ASAN)
@@ -77,7 +80,8 @@ static int
 s_peak_tracking_start(void)
 {
     static int installed;
-    if (!installed) __sanitizer_install_malloc_and_free_hooks(s_malloc_hook, s_free_hook);
+    if (!installed)
+        __sanitizer_install_malloc_and_free_hooks(s_malloc_hook, s_free_hook);
     installed = 1;
     return 1;
 }
@@ -98,7 +102,8 @@ void *
 malloc(size_t n)
 {
     void *p = __libc_malloc(n);
-    if (p) s_count_alloc(malloc_usable_size(p));
+    if (p)
+        s_count_alloc(malloc_usable_size(p));
     return p;
 }
 
@@ -106,7 +111,8 @@ void *
 calloc(size_t c, size_t n)
 {
     void *p = __libc_calloc(c, n);
-    if (p) s_count_alloc(malloc_usable_size(p));
+    if (p)
+        s_count_alloc(malloc_usable_size(p));
     return p;
 }
 
@@ -117,7 +123,8 @@ realloc(void *p, size_t n)
     void *q = __libc_realloc(p, n);
     if (q || n == 0) {
         s_count_free(old);
-        if (q) s_count_alloc(malloc_usable_size(q));
+        if (q)
+            s_count_alloc(malloc_usable_size(q));
     }
     return q;
 }
@@ -125,7 +132,8 @@ realloc(void *p, size_t n)
 void
 free(void *p)
 {
-    if (p) s_count_free(malloc_usable_size(p));
+    if (p)
+        s_count_free(malloc_usable_size(p));
     __libc_free(p);
 }
 #endif
@@ -255,7 +263,8 @@ s_expect(msgpack_sbuffer *sb, int want, const char *want_err)
     if (want_err)
         ck_assert_msg(strstr(m.error, want_err) != NULL, "error '%s' lacks '%s'", m.error,
                       want_err);
-    if (want != JOBQ_OK) ck_assert_ptr_null(m.owned_);
+    if (want != JOBQ_OK)
+        ck_assert_ptr_null(m.owned_);
     wire_msg_fini(&m);
     msgpack_sbuffer_destroy(sb);
 }
@@ -401,7 +410,8 @@ static void
 s_assert_bytes(const void *got, uint32_t got_len, const void *want, uint32_t want_len)
 {
     ck_assert_uint_eq(got_len, want_len);
-    if (want_len) ck_assert_int_eq(memcmp(got, want, want_len), 0);
+    if (want_len)
+        ck_assert_int_eq(memcmp(got, want, want_len), 0);
 }
 
 /* ---- round trips ------------------------------------------------------- */
@@ -905,7 +915,8 @@ START_TEST(test_any_integer_encoding_in_range_is_accepted)
         ck_assert_int_eq(m.results[0].exit_code, cases[i].want);
         wire_msg_fini(&m);
         msgpack_sbuffer_destroy(&sb);
-        if (cases[i].want < 0) continue;
+        if (cases[i].want < 0)
+            continue;
         s_body_frame(&sb, "credit", cases[i].hex);
         ck_assert_jobq_ok(wire_decode(&m, sb.data, sb.size, 0));
         ck_assert_uint_eq(m.credit, (uint64_t)cases[i].want);
