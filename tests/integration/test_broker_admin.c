@@ -179,40 +179,6 @@ START_TEST(test_delete_bury_peek_and_unknown_verbs)
 }
 END_TEST
 
-/* Runs `jobq ARGS...` with its stdout in out (NUL-terminated); returns the
- * exit status, or -1. Bounded: 10 s. */
-static int
-s_jobq(char *out, size_t outlen, const char *const *args)
-{
-    const char *bin = getenv("JOBQ_BIN");
-    const char *argv[24] = {bin};
-    size_t n = 1;
-    for (size_t i = 0; args[i] && n < 23; i++)
-        argv[n++] = args[i];
-    argv[n] = NULL;
-    int fds[2];
-    ck_assert_int_eq(pipe(fds), 0);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        execv(bin, (char *const *)argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    size_t len = 0;
-    ssize_t k;
-    alarm(10);
-    while (len + 1 < outlen && (k = read(fds[0], out + len, outlen - 1 - len)) > 0)
-        len += (size_t)k;
-    out[len] = '\0';
-    close(fds[0]);
-    int st;
-    waitpid(pid, &st, 0);
-    alarm(0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 START_TEST(test_command_front_ends_against_a_real_broker)
 {
     ck_assert_int_eq(wc_broker_start(&s_b, NULL), 0);
@@ -222,27 +188,27 @@ START_TEST(test_command_front_ends_against_a_real_broker)
     char hex[JOBQ_ID_HEX_LEN + 1], out[65536];
     jobq_id_format(&id, hex);
     const char *stats[] = {"stats", "-u", s_b.url, NULL};
-    ck_assert_int_eq(s_jobq(out, sizeof out, stats), 0);
+    ck_assert_int_eq(jobq_test_cmd(out, sizeof out, stats), 0);
     ck_assert_msg(strstr(out, "cli-q") && strstr(out, "QUEUE"), "%s", out);
     const char *json[] = {"stats", "-u", s_b.url, "--json", "-q", "cli-q", NULL};
-    ck_assert_int_eq(s_jobq(out, sizeof out, json), 0);
+    ck_assert_int_eq(jobq_test_cmd(out, sizeof out, json), 0);
     ck_assert_int_eq(wc_json_num(out, strlen(out), "ready"), 1);
     const char *peek[] = {"peek", "-u", s_b.url, hex, NULL};
-    ck_assert_int_eq(s_jobq(out, sizeof out, peek), 0);
+    ck_assert_int_eq(jobq_test_cmd(out, sizeof out, peek), 0);
     ck_assert_msg(strstr(out, "\"payload\":\"hello\""), "%s", out);
     const char *pause[] = {"pause", "-u", s_b.url, "-q", "cli-q", "30", NULL};
-    ck_assert_int_eq(s_jobq(out, sizeof out, pause), 0);
+    ck_assert_int_eq(jobq_test_cmd(out, sizeof out, pause), 0);
     const char *resume[] = {"resume", "-u", s_b.url, "-q", "cli-q", NULL};
-    ck_assert_int_eq(s_jobq(out, sizeof out, resume), 0);
+    ck_assert_int_eq(jobq_test_cmd(out, sizeof out, resume), 0);
     const char *del[] = {"delete", "-u", s_b.url, hex, NULL};
-    ck_assert_int_eq(s_jobq(out, sizeof out, del), 0);
+    ck_assert_int_eq(jobq_test_cmd(out, sizeof out, del), 0);
     ck_assert_msg(strstr(out, "deleted 1"), "%s", out);
-    ck_assert_int_eq(s_jobq(out, sizeof out, del), 0); /* its "deleted" result */
-    ck_assert_int_eq(s_jobq(out, sizeof out, del), 1); /* gone now */
+    ck_assert_int_eq(jobq_test_cmd(out, sizeof out, del), 0); /* its "deleted" result */
+    ck_assert_int_eq(jobq_test_cmd(out, sizeof out, del), 1); /* gone now */
     const char *bad[] = {"stats", "-u", "shm://nope", NULL};
-    ck_assert_int_eq(s_jobq(out, sizeof out, bad), 2);
+    ck_assert_int_eq(jobq_test_cmd(out, sizeof out, bad), 2);
     const char *stop[] = {"broker-stop", "-u", s_b.url, NULL};
-    ck_assert_int_eq(s_jobq(out, sizeof out, stop), 0);
+    ck_assert_int_eq(jobq_test_cmd(out, sizeof out, stop), 0);
     wc_close(&p);
     int st = -1;
     int64_t deadline = wc_now_ms() + 5000; /* it exits by itself */
@@ -260,7 +226,7 @@ START_TEST(test_stats_without_a_broker_fails_in_time)
     snprintf(url, sizeof url, "ipc://%s/none.sock", dir);
     const char *stats[] = {"stats", "-u", url, "--timeout", "0.3", NULL};
     int64_t t0 = wc_now_ms();
-    ck_assert_int_eq(s_jobq(out, sizeof out, stats), 1);
+    ck_assert_int_eq(jobq_test_cmd(out, sizeof out, stats), 1);
     ck_assert_int_lt(wc_now_ms() - t0, 3000);
     rmdir(dir);
 }

@@ -157,40 +157,6 @@ s_fail(wc_t *w, const jobq_id_t *id, uint32_t attempt, int32_t exit_code, const 
     ck_assert_int_eq(wc_send(w, &m), 0);
 }
 
-/* Runs `jobq ARGS...` with its stdout in out (NUL-terminated); returns the
- * exit status, or -1. Bounded by alarm(10). */
-static int
-s_jobq(char *out, size_t outlen, const char *const *args)
-{
-    const char *bin = getenv("JOBQ_BIN");
-    const char *argv[24] = {bin};
-    size_t n = 1;
-    for (size_t i = 0; args[i] && n < 23; i++)
-        argv[n++] = args[i];
-    argv[n] = NULL;
-    int fds[2];
-    ck_assert_int_eq(pipe(fds), 0);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        execv(bin, (char *const *)argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    size_t len = 0;
-    ssize_t k;
-    alarm(10);
-    while (len + 1 < outlen && (k = read(fds[0], out + len, outlen - 1 - len)) > 0)
-        len += (size_t)k;
-    out[len] = '\0';
-    close(fds[0]);
-    int st;
-    waitpid(pid, &st, 0);
-    alarm(0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 START_TEST(test_a_mixed_priority_backlog_comes_out_in_priority_order_fifo_within_one)
 {
     ck_assert_int_eq(wc_broker_start(&s_b, NULL), 0);
@@ -276,7 +242,7 @@ START_TEST(test_an_always_failing_job_is_retried_with_growing_gaps_then_dead_wit
     s_peek_has(a, "peek-dead", "flaky", NULL, "\"attempts_used\":3", 0);
     char out[65536];
     const char *json[] = {"stats", "-u", s_b.url, "--json", "-q", "flaky", NULL};
-    ck_assert_int_eq(s_jobq(out, sizeof out, json), 0);
+    ck_assert_int_eq(jobq_test_cmd(out, sizeof out, json), 0);
     ck_assert_int_eq(wc_json_num(out, strlen(out), "dead"), 1);
     ck_assert_int_eq(wc_json_num(out, strlen(out), "retried"), 2);
     ck_assert_int_eq(wc_json_num(out, strlen(out), "failed"), 3);
@@ -412,7 +378,7 @@ START_TEST(test_a_timed_pause_holds_deliveries_until_it_ends)
     char out[4096];
     const char *pause[] = {"pause", "-u", s_b.url, "-q", "tp", "0.5", NULL};
     int64_t t0 = wc_now_ms();
-    ck_assert_int_eq(s_jobq(out, sizeof out, pause), 0);
+    ck_assert_int_eq(jobq_test_cmd(out, sizeof out, pause), 0);
     jobq_id_t id;
     ck_assert_jobq_ok(s_submit(p, "tp", "held", JOBQ_PRIORITY_DEFAULT, 0, 1, NULL, &id));
     ck_assert_int_eq(wc_ready(w, 1, "tp"), 0);
@@ -582,14 +548,14 @@ START_TEST(test_stats_json_is_valid_json_and_prometheus_output_is_valid_expositi
     ck_assert_int_eq(wc_ready(w, 0, "metrics"), 0);
     char out[65536], bad[512];
     const char *json[] = {"stats", "-u", s_b.url, "--json", NULL};
-    ck_assert_int_eq(s_jobq(out, sizeof out, json), 0);
+    ck_assert_int_eq(jobq_test_cmd(out, sizeof out, json), 0);
     FILE *f = popen("python3 -m json.tool >/dev/null", "w");
     ck_assert_ptr_nonnull(f);
     fputs(out, f);
     int st = pclose(f);
     ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "not JSON: %s", out);
     const char *prom[] = {"stats", "-u", s_b.url, "--prometheus", NULL};
-    ck_assert_int_eq(s_jobq(out, sizeof out, prom), 0);
+    ck_assert_int_eq(jobq_test_cmd(out, sizeof out, prom), 0);
     const char *why = s_prom_check(out, bad, sizeof bad);
     ck_assert_msg(why == NULL, "%s: '%s'", why, bad);
     ck_assert_msg(strstr(out, "jobq_queue_jobs{queue=\"metrics\",state=\"ready\"} 1\n"), "%s", out);
@@ -603,11 +569,11 @@ START_TEST(test_stats_json_is_valid_json_and_prometheus_output_is_valid_expositi
     /* -q narrows it to one queue. */
     ck_assert_jobq_ok(s_submit(p, "other", "z", 0, 0, 1, NULL, &id));
     const char *one[] = {"stats", "-u", s_b.url, "--prometheus", "-q", "other", NULL};
-    ck_assert_int_eq(s_jobq(out, sizeof out, one), 0);
+    ck_assert_int_eq(jobq_test_cmd(out, sizeof out, one), 0);
     ck_assert_msg(s_prom_check(out, bad, sizeof bad) == NULL, "%s", bad);
     ck_assert_msg(strstr(out, "queue=\"other\"") && !strstr(out, "queue=\"metrics\""), "%s", out);
     const char *both[] = {"stats", "-u", s_b.url, "--prometheus", "--json", NULL};
-    ck_assert_int_eq(s_jobq(out, sizeof out, both), 2);
+    ck_assert_int_eq(jobq_test_cmd(out, sizeof out, both), 2);
     s_bye(&p);
     s_bye(&w);
 }
@@ -620,7 +586,7 @@ START_TEST(test_broker_refuses_a_backoff_max_below_its_base)
     snprintf(url, sizeof url, "ipc://%s/b.sock", dir);
     const char *args[] = {"broker", "--listen",      url,   "--backoff-base",
                           "500",    "--backoff-max", "100", NULL};
-    ck_assert_int_eq(s_jobq(out, sizeof out, args), 2);
+    ck_assert_int_eq(jobq_test_cmd(out, sizeof out, args), 2);
     rmdir(dir);
 }
 END_TEST

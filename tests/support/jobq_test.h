@@ -7,6 +7,7 @@
 #include "jobq/errors.h"
 
 #include <check.h>
+#include <stddef.h>
 
 /* Asserts that expr returned JOBQ_OK, printing jobq_strerror otherwise. */
 #define ck_assert_jobq_ok(expr)                                                                    \
@@ -23,6 +24,11 @@
         ck_assert_msg(rc_ == (want), "%s returned %s, expected %s", #expr, jobq_errname(rc_),      \
                       jobq_errname(want));                                                         \
     } while (0)
+
+/* Runs `$JOBQ_BIN ARGS...` (args NULL-terminated) with its stdout captured in
+ * out (NUL-terminated, at most outlen - 1 bytes). Returns the exit status, or
+ * -1 when it did not exit normally. Bounded by alarm(10). */
+int jobq_test_cmd(char *out, size_t outlen, const char *const *args);
 
 /* Runs the suite with CK_FORK and returns the process exit status. */
 int jobq_test_run(Suite *s);
