@@ -788,7 +788,9 @@ core_tick(core_t *c, int64_t now_ms)
         s_job_ready(c, j);
     core_lease_t *l;
     while ((l = core_heap_top(&c->leases)) != NULL && l->deadline_ms <= now) {
-        s_q(c, l->job)->expired++;
+        core_queue_t *q = s_q(c, l->job);
+        q->expired++;
+        core_emit_(c, CORE_EV_EXPIRED, q, &l->job->id, 0)->worker = l->worker->handle;
         core_outcome_t o = {
             .last_status = JOBQ_STATUS_TIMEDOUT, .error = expired, .error_len = sizeof expired - 1};
         s_job_failed(c, l->job, &o, 0);

@@ -178,13 +178,19 @@ typedef struct core_result_view {
 typedef enum core_event_type {
     CORE_EV_RESULT = 1, /* a result is stored for id: send it to submitter */
     CORE_EV_JOIN = 2,   /* queue's unfinished count reached 0: answer its joins */
-    CORE_EV_READY = 3   /* queue has jobs to hand out again (none could be before) */
+    CORE_EV_READY = 3,  /* queue has jobs to hand out again (none could be before) */
+    CORE_EV_EXPIRED = 4 /* core_tick expired worker's lease on id (attempt TIMEDOUT): the
+                           worker may be frozen or too slow, so the reactor hands it nothing
+                           more until it is heard from again (RELIABILITY.md 3.1) */
 } core_event_type;
 
+/* One event. An expired lease emits EXPIRED first, then whatever the job's
+ * move to READY or DEAD emits (READY, RESULT, JOIN). */
 typedef struct core_event {
     core_event_type type;
-    jobq_id_t id;       /* RESULT */
+    jobq_id_t id;       /* RESULT, EXPIRED */
     uint64_t submitter; /* RESULT */
+    uint64_t worker;    /* EXPIRED: the handle of the worker whose lease ran out; else 0 */
     const char *queue;  /* all types; core-owned, valid until core_destroy */
     uint32_t queue_len;
 } core_event_t;
@@ -303,7 +309,8 @@ int core_release_worker(core_t *core, uint64_t worker, int64_t now_ms, core_rele
                         size_t *nreleased);
 
 /* Promotes DELAYED jobs that are due, expires leases whose deadline has
- * passed (a TIMEDOUT attempt: READY at once, or DEAD when used up), ends
+ * passed (a TIMEDOUT attempt: READY at once, or DEAD when used up; each
+ * expiry emits CORE_EV_EXPIRED naming the job and its worker), ends
  * timed pauses and drops results past retention. Returns the next time
  * anything is due (ms), or CORE_FOREVER: the reactor polls until then. */
 int64_t core_tick(core_t *core, int64_t now_ms);

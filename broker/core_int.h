@@ -188,9 +188,10 @@ int core_name_ok_(const char *name, uint32_t len);
 int64_t core_now_(core_t *core, int64_t now_ms);
 /* Writes the next core-assigned id (random prefix per core, counter mix). */
 void core_id_next_(core_t *core, jobq_id_t *id);
-/* Appends an event (see core.h). */
-void core_emit_(core_t *core, core_event_type type, const core_queue_t *q, const jobq_id_t *id,
-                uint64_t submitter);
+/* Appends an event (see core.h) and returns it, for fields beyond these
+ * (valid until the next event is appended). */
+core_event_t *core_emit_(core_t *core, core_event_type type, const core_queue_t *q,
+                         const jobq_id_t *id, uint64_t submitter);
 /* Returns the queue named name, creating it; NULL when max_queues is reached. */
 core_queue_t *core_queue_get_(core_t *core, const char *name, uint32_t len);
 /* Returns the level of priority in q, creating it (the READY FIFO to push to). */

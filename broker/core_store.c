@@ -228,7 +228,7 @@ core_job_submitter_(const core_job_t *j)
     }
 }
 
-void
+core_event_t *
 core_emit_(core_t *c, core_event_type type, const core_queue_t *q, const jobq_id_t *id,
            uint64_t submitter)
 {
@@ -244,6 +244,7 @@ core_emit_(core_t *c, core_event_type type, const core_queue_t *q, const jobq_id
     ev->submitter = submitter;
     ev->queue = q->name;
     ev->queue_len = q->name_len;
+    return ev;
 }
 
 /* ---- queues and priority levels ------------------------------------------ */

@@ -474,6 +474,18 @@ rx_drain_events(reactor_t *r)
         case CORE_EV_READY:
             r->work_maybe = 1;
             break;
+        case CORE_EV_EXPIRED: {
+            /* A frozen or too slow worker: its held count dropped, so without
+             * this it could get the same job back at once (RELIABILITY.md 3.1). */
+            rx_peer_t *p = rx_peers_by_handle(&r->peers, ev.worker);
+            if (p && p->role == WIRE_ROLE_WORKER && !p->suspect) {
+                p->suspect = 1;
+                LOG_INFO("worker %.*s let a lease expire: no deliveries until it is heard from",
+                         (int)p->name_len, p->name);
+            }
+            r->work_maybe = 1;
+            break;
+        }
         }
     }
 }
@@ -497,6 +509,18 @@ rx_refresh_queues(reactor_t *r)
 }
 
 /* ---- reading ------------------------------------------------------------- */
+
+/* Records that peer p sent something now: it is alive, and a suspect worker
+ * (see CORE_EV_EXPIRED) may be given jobs again in this pass. */
+static void
+s_heard(reactor_t *r, rx_peer_t *p)
+{
+    p->last_recv_ms = r->now_ms;
+    if (p->suspect) {
+        p->suspect = 0;
+        r->work_maybe = 1;
+    }
+}
 
 /* Answers a frame that failed decoding with rc: ERROR with the decoder's text
  * (and req when it was read); a version mismatch also ends the session. */
@@ -540,7 +564,7 @@ s_on_message(reactor_t *r, uint32_t sock, zmq_msg_t *id, zmq_msg_t *body)
     rx_peer_t *p = rx_peers_find(&r->peers, sock, rid, rid_len);
     r->cnt.msgs_in++;
     if (p) {
-        p->last_recv_ms = r->now_ms;
+        s_heard(r, p);
         p->msgs++;
     }
     wire_msg_t m;
@@ -588,7 +612,7 @@ s_read_socket(reactor_t *r, uint32_t i)
         } else {
             rx_peer_t *p = rx_peers_find(&r->peers, i, zmq_msg_data(&id), zmq_msg_size(&id));
             if (p)
-                p->last_recv_ms = r->now_ms;
+                s_heard(r, p);
             rx_protocol_error(r, p, RX_ERR_ENVELOPE);
         }
         zmq_msg_close(&body);

@@ -66,6 +66,8 @@ typedef struct rx_peer {
     uint8_t pushing;  /* in the reactor's push list */
     uint8_t no_push;  /* producer: HELLO flags bit 0, results only by WAIT */
     uint8_t gone;     /* a send found it unroutable: forgotten at the end of the pass */
+    uint8_t suspect;  /* worker: a lease of it expired (CORE_EV_EXPIRED); no deliveries
+                         until it sends any message (proof of life) */
     uint8_t rid[255]; /* ZeroMQ routing id */
     uint32_t hb_ms;   /* heartbeat interval agreed in WELCOME */
     int64_t since_ms, last_recv_ms, last_send_ms;

@@ -668,7 +668,7 @@ s_deliver_round(reactor_t *r)
     size_t returned = 0;
     for (uint32_t i = 0; i < r->peers.cap; i++) {
         rx_peer_t *p = r->peers.slots[i];
-        if (!p || p->role != WIRE_ROLE_WORKER || p->stopping || p->gone || !p->credit)
+        if (!p || p->role != WIRE_ROLE_WORKER || p->stopping || p->gone || !p->credit || p->suspect)
             continue;
         if (p->blocked_until_ms > r->now_ms) {
             if (r->blocked_due_ms > p->blocked_until_ms)

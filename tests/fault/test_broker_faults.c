@@ -2,8 +2,9 @@
  * tests/fault/test_broker_faults.c: a real `jobq broker` under misbehaving
  * peers: a prefetch cap that is never exceeded, a worker that goes silent
  * (its job goes to another worker with attempt 2 within 1 s), a stale ack
- * after a lease expired, acks before any delivery, a worker gone between
- * assignment and send (ROUTER_MANDATORY), a forgotten worker told to
+ * after a lease expired, a job whose lease expired going to a live worker
+ * rather than back to the silent one, acks before any delivery, a worker gone
+ * between assignment and send (ROUTER_MANDATORY), a forgotten worker told to
  * reconnect, and random and illegal frames from raw DEALERs while a
  * legitimate producer and worker keep completing jobs (RELIABILITY.md
  * fuzz_envelope, protocol_state_fuzz).
@@ -228,6 +229,66 @@ START_TEST(test_result_after_the_lease_expired_is_stale_and_the_producer_sees_on
     wire_msg_fini(&r);
     ck_assert_int_eq(wc_recv_type(p, WIRE_RESULTS, &r, 300), JOBQ_ETIMEDOUT);
     ck_assert_int_eq(s_stat(p, "done"), 1);
+    wc_close(&a);
+    wc_close(&b);
+    wc_close(&p);
+}
+END_TEST
+
+/* RELIABILITY.md 3.1 lease_sigstop_expiry_then_stale_ack: a worker that let a
+ * lease expire (frozen, or too slow) and has said nothing since keeps its
+ * credit, yet the job goes to a healthy worker, not back to it. */
+START_TEST(test_expired_job_goes_to_a_live_worker_not_back_to_the_silent_one)
+{
+    s_start(NULL);
+    wc_t *p = s_client(WIRE_ROLE_PRODUCER, 5000, "p");
+    wc_t *a = s_client(WIRE_ROLE_WORKER, 20000, "a"); /* connected first; long hb: not dropped */
+    wc_set_autohb(a, 0);                              /* a sends nothing unless told to */
+    ck_assert_int_eq(wc_ready(a, 1, "susp"), 0);
+    jobq_id_t id;
+    s_submit(p, 1, "susp", 1, 400, 3, &id);
+    wire_msg_t d, r;
+    s_expect(a, WIRE_DELIVER, &d);
+    ck_assert_int_eq(memcmp(&d.jobs[0].id, &id, 16), 0);
+    ck_assert_uint_eq(d.jobs[0].attempt, 1);
+    wire_msg_fini(&d);
+    /* a stays silent with credit 1 from here; b heartbeats while it waits */
+    int64_t t0 = wc_now_ms();
+    wc_t *b = s_client(WIRE_ROLE_WORKER, 300, "b");
+    ck_assert_int_eq(wc_ready(b, 1, "susp"), 0);
+    s_expect(b, WIRE_DELIVER, &d);
+    int64_t dt = wc_now_ms() - t0;
+    ck_assert_int_eq(memcmp(&d.jobs[0].id, &id, 16), 0);
+    ck_assert_uint_eq(d.jobs[0].attempt, 2);
+    ck_assert_msg(dt >= 250 && dt <= 2000, "redelivered after %lld ms", (long long)dt);
+    wire_msg_fini(&d);
+    ck_assert_int_eq(wc_result(b, &id, 2, JOBQ_STATUS_DONE, "B"), 0);
+    s_expect(b, WIRE_RESULT_OK, &r);
+    ck_assert_uint_eq(r.codes[0], JOBQ_OK);
+    wire_msg_fini(&r);
+    s_expect(p, WIRE_RESULTS, &r);
+    ck_assert_uint_eq(r.nresults, 1);
+    ck_assert_int_eq(memcmp(r.results[0].output, "B", 1), 0);
+    wire_msg_fini(&r);
+    /* a was never handed the job a second time */
+    ck_assert_int_eq(wc_recv_type(a, WIRE_DELIVER, &d, 300), JOBQ_ETIMEDOUT);
+    /* a wakes up: its ack of attempt 1 is stale */
+    ck_assert_int_eq(wc_result(a, &id, 1, JOBQ_STATUS_DONE, "A"), 0);
+    s_expect(a, WIRE_RESULT_OK, &r);
+    ck_assert_uint_eq(r.ncodes, 1);
+    ck_assert_uint_eq(r.codes[0], JOBQ_ESTALE);
+    wire_msg_fini(&r);
+    ck_assert_int_eq(wc_recv_type(p, WIRE_RESULTS, &r, 300), JOBQ_ETIMEDOUT);
+    ck_assert_int_eq(s_stat(p, "done"), 1);
+    /* Having been heard from, a gets work again (b takes none now). */
+    ck_assert_int_eq(wc_ready(b, 0, NULL), 0);
+    s_stat(b, "done"); /* b's READY is handled */
+    jobq_id_t id2;
+    s_submit(p, 2, "susp", 1, 0, 0, &id2);
+    s_expect(a, WIRE_DELIVER, &d);
+    ck_assert_int_eq(memcmp(&d.jobs[0].id, &id2, 16), 0);
+    ck_assert_uint_eq(d.jobs[0].attempt, 1);
+    wire_msg_fini(&d);
     wc_close(&a);
     wc_close(&b);
     wc_close(&p);
@@ -583,6 +644,7 @@ s_suite(void)
     tcase_add_test(tc, test_silent_worker_job_goes_to_another_with_attempt_2_within_1s);
     tcase_add_test(tc,
                    test_result_after_the_lease_expired_is_stale_and_the_producer_sees_one_result);
+    tcase_add_test(tc, test_expired_job_goes_to_a_live_worker_not_back_to_the_silent_one);
     tcase_add_test(tc, test_ack_before_any_delivery_is_refused_without_harm);
     tcase_add_test(tc, test_worker_gone_between_assignment_and_send_job_goes_to_another);
     tcase_add_test(tc, test_random_and_illegal_frames_never_stop_a_legit_pair);

@@ -323,6 +323,68 @@ START_TEST(test_expired_lease_returns_job_to_ready_and_counts_the_attempt)
 }
 END_TEST
 
+START_TEST(test_expired_lease_emits_an_expired_event_naming_its_worker)
+{
+    core_t *c = s_new();
+    jobq_job_t j = s_job("q", "a");
+    j.ttr_ms = 100;
+    j.max_attempts = 3;
+    jobq_id_t id1 = s_put_job(c, &j, 0);
+    j = s_job("q", "b");
+    j.ttr_ms = 200;
+    j.max_attempts = 1;
+    jobq_id_t id2 = s_put_job(c, &j, 0);
+    core_worker_credit(c, W1, 1, 0);
+    core_worker_credit(c, W2, 1, 0);
+    core_job_view_t v;
+    ck_assert_uint_eq(s_take(c, W1, "q", 0, 1, &v), 1);
+    ck_assert(s_id_eq(&v.id, &id1));
+    ck_assert_uint_eq(s_take(c, W2, "q", 0, 1, &v), 1);
+    ck_assert(s_id_eq(&v.id, &id2));
+    s_events(c, CORE_EV_READY, NULL);
+
+    core_tick(c, 99); /* nothing due yet */
+    core_event_t ev;
+    ck_assert_int_eq(core_event_next(c, &ev), 0);
+
+    core_tick(c, 150); /* W1's lease runs out: EXPIRED naming W1, then the job is READY */
+    ck_assert_int_eq(core_event_next(c, &ev), 1);
+    ck_assert_int_eq(ev.type, CORE_EV_EXPIRED);
+    ck_assert_uint_eq(ev.worker, W1);
+    ck_assert(s_id_eq(&ev.id, &id1));
+    ck_assert_uint_eq(ev.queue_len, 1);
+    ck_assert_int_eq(memcmp(ev.queue, "q", 1), 0);
+    ck_assert_int_eq(core_event_next(c, &ev), 1);
+    ck_assert_int_eq(ev.type, CORE_EV_READY);
+    ck_assert_uint_eq(ev.worker, 0);
+    ck_assert_int_eq(core_event_next(c, &ev), 0);
+
+    core_tick(c, 200); /* W2's lease runs out on its last attempt: EXPIRED, then the DEAD result */
+    ck_assert_int_eq(core_event_next(c, &ev), 1);
+    ck_assert_int_eq(ev.type, CORE_EV_EXPIRED);
+    ck_assert_uint_eq(ev.worker, W2);
+    ck_assert(s_id_eq(&ev.id, &id2));
+    ck_assert_int_eq(core_event_next(c, &ev), 1);
+    ck_assert_int_eq(ev.type, CORE_EV_RESULT);
+    ck_assert(s_id_eq(&ev.id, &id2));
+    ck_assert_uint_eq(ev.worker, 0);
+    ck_assert_int_eq(core_event_next(c, &ev), 0);
+    ck_assert_int_eq(s_state(c, &id2), JOBQ_STATE_DEAD);
+
+    /* A lease that ends by a result, a release or a lost worker is no expiry. */
+    ck_assert_uint_eq(s_take(c, W1, "q", 200, 1, &v), 1);
+    ck_assert_jobq_ok(core_release(c, W1, &id1, v.attempt, 0, 210));
+    ck_assert_uint_eq(s_take(c, W2, "q", 210, 1, &v), 1);
+    ck_assert_jobq_ok(core_release_worker(c, W2, 220, CORE_RELEASE_LOST, NULL));
+    ck_assert_uint_eq(s_take(c, W1, "q", 220, 1, &v), 1);
+    ck_assert_jobq_ok(s_finish(c, W1, &id1, v.attempt, JOBQ_STATUS_DONE, NULL, 230));
+    core_tick(c, 10000);
+    ck_assert_int_eq(s_events(c, CORE_EV_EXPIRED, NULL), 0);
+    CORE_OK(c);
+    core_destroy(&c);
+}
+END_TEST
+
 START_TEST(test_complete_is_fenced_by_attempt_and_worker)
 {
     core_t *c = s_new();
@@ -1452,6 +1514,7 @@ main(void)
     tcase_add_test(tc, test_job_back_from_a_retry_goes_behind_jobs_already_ready);
     tcase_add_test(tc, test_reserve_over_queues_takes_lowest_priority_then_alternates_ties);
     tcase_add_test(tc, test_expired_lease_returns_job_to_ready_and_counts_the_attempt);
+    tcase_add_test(tc, test_expired_lease_emits_an_expired_event_naming_its_worker);
     tcase_add_test(tc, test_complete_is_fenced_by_attempt_and_worker);
     tcase_add_test(tc, test_extend_renews_the_lease);
     tcase_add_test(tc, test_credit_is_never_exceeded);
