@@ -234,7 +234,9 @@ s_w1(const s_opts_t *o, const char *transport)
     s_broker_start(o, transport, &b);
     jobq_pool_t *pool = s_pool_start(b.url, 2, o->prefetch, NULL);
     jobq_producer_t *p = NULL;
-    int rc = jobq_producer_open(b.url, NULL, &p);
+    jobq_producer_opts_t po = {0};
+    po.no_results = 1; /* W1 only joins: the warm-up fetches its results with WAIT */
+    int rc = jobq_producer_open(b.url, &po, &p);
     if (rc != JOBQ_OK)
         s_die("producer", rc);
     s_warm_up(p, 64);

@@ -101,9 +101,9 @@ static const jobq_command_t s_commands[] = {
      "\n"
      "SIGINT/SIGTERM: the first lets current jobs finish, the second stops at once.\n"},
     {"submit", submit_main, "submit jobs to a broker or a local queue",
-     "usage: jobq submit [-u URL] [-q QUEUE] [--priority N] [--delay S] [--ttr S]\n"
-     "                   [--retries N] [--unique KEY] [--wait] [--timeout S] [--json]\n"
-     "                   [DATA... | --file F | --lines]\n"
+     "usage: jobq submit [-u URL] [-q QUEUE] [--priority N] [--delay S | --at TIME]\n"
+     "                   [--ttr S] [--retries N] [--unique KEY] [--wait] [--timeout S]\n"
+     "                   [--json] [DATA... | --file F | --lines]\n"
      "\n"
      "Submits one job per DATA argument, one job holding file F (- for stdin), one\n"
      "job per line of stdin (--lines), or, with none of these, one job holding all\n"
@@ -115,6 +115,9 @@ static const jobq_command_t s_commands[] = {
      "  -q, --queue QUEUE broker: the queue (default: default)\n"
      "  --priority N      broker: lower runs first (default 1024)\n"
      "  --delay S         broker: hand the jobs out S seconds from now\n"
+     "  --at TIME         broker: hand the jobs out at TIME: Unix seconds\n"
+     "                    (1767225600.5) or ISO-8601 (2026-12-01T10:00:00Z,\n"
+     "                    ...+02:00; no zone: UTC); a past TIME: at once\n"
      "  --ttr S           time limit per attempt, in seconds (default 30); a\n"
      "                    broker worker keeps the job's lease while it runs\n"
      "  --retries N       attempts after the first when one fails or its worker dies\n"

@@ -24,6 +24,7 @@ struct conn {
     char *name;
     int role;
     uint32_t hb_wanted_ms, hb_ms, flags;
+    uint32_t hello_flags; /* sent in HELLO when non-zero */
     int connected;
     int handshaking; /* HELLO sent, WELCOME not yet: conn_connect's timeout rules */
     int64_t last_send_ms, last_recv_ms;
@@ -46,6 +47,12 @@ conn_new(const char *endpoint, int role, const char *name, uint32_t hb_ms)
     c->hb_ms = c->hb_wanted_ms;
     c->next_req = 1;
     return c;
+}
+
+void
+conn_set_hello_flags(conn_t *c, uint32_t flags)
+{
+    c->hello_flags = flags;
 }
 
 static void
@@ -123,6 +130,10 @@ conn_connect(conn_t *c, int64_t timeout_ms)
     m.fields = WIRE_F_ROLE | WIRE_F_HB;
     m.role = (uint32_t)c->role;
     m.hb_ms = c->hb_wanted_ms;
+    if (c->hello_flags) {
+        m.fields |= WIRE_F_FLAGS;
+        m.flags = c->hello_flags;
+    }
     if (c->name) {
         m.fields |= WIRE_F_NAME;
         m.name.ptr = c->name;

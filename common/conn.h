@@ -24,6 +24,11 @@ typedef struct conn conn_t;
  * asking for heartbeats every hb_ms (0: CONN_HB_DEFAULT_MS). Caller owns it. */
 conn_t *conn_new(const char *endpoint, int role, const char *name, uint32_t hb_ms);
 
+/* Sets the flags sent in HELLO from the next conn_connect on (WIRE HELLO
+ * flags; bit 0, producers: the broker pushes no results). 0, the default,
+ * sends no flags field. */
+void conn_set_hello_flags(conn_t *c, uint32_t flags);
+
 /* Sends DISCONNECT if connected, closes the socket (without lingering on
  * unsent messages) and frees the connection. NULL-safe; sets *c_p to NULL. */
 void conn_destroy(conn_t **c_p);

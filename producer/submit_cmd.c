@@ -59,6 +59,92 @@ s_parse_seconds(const char *text, int zero_ok)
     return ms > 0 || zero_ok ? ms : 1;
 }
 
+/* Days since 1970-01-01 of the proleptic Gregorian date y-m-d (m 1..12). */
+static int64_t
+s_days_from_civil(int64_t y, int64_t m, int64_t d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* Reads exactly n digits at *p into *v and advances *p; -1 if not digits. */
+static int
+s_digits(const char **p, int n, int *v)
+{
+    *v = 0;
+    for (int i = 0; i < n; i++, (*p)++) {
+        if (**p < '0' || **p > '9')
+            return -1;
+        *v = *v * 10 + (**p - '0');
+    }
+    return 0;
+}
+
+/* Parses an ISO-8601 date-time, YYYY-MM-DD(T| )HH:MM:SS[.frac][Z|(+|-)HH[:]MM]
+ * (no zone: UTC), into Unix seconds; -1 if invalid. */
+static double
+s_parse_iso(const char *t)
+{
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int y, mo, d, h, mi, sec, oh = 0, om = 0, sign = 0;
+    double frac = 0;
+    if (s_digits(&t, 4, &y) || *t++ != '-' || s_digits(&t, 2, &mo) || *t++ != '-' ||
+        s_digits(&t, 2, &d) || (*t != 'T' && *t != 't' && *t != ' '))
+        return -1;
+    t++;
+    if (s_digits(&t, 2, &h) || *t++ != ':' || s_digits(&t, 2, &mi) || *t++ != ':' ||
+        s_digits(&t, 2, &sec))
+        return -1;
+    if (*t == '.') {
+        double scale = 0.1;
+        if (*++t < '0' || *t > '9')
+            return -1;
+        for (; *t >= '0' && *t <= '9'; t++, scale /= 10)
+            frac += (*t - '0') * scale;
+    }
+    if (*t == 'Z' || *t == 'z') {
+        t++;
+    } else if (*t == '+' || *t == '-') {
+        sign = *t++ == '-' ? -1 : 1;
+        if (s_digits(&t, 2, &oh) || (*t == ':' && !*++t) || s_digits(&t, 2, &om) || oh > 23 ||
+            om > 59)
+            return -1;
+    }
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (*t || y < 1970 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] ||
+        (mo == 2 && d == 29 && !leap) || h > 23 || mi > 59 || sec > 59)
+        return -1;
+    int64_t secs = s_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec;
+    secs -= (int64_t)sign * (oh * 3600 + om * 60);
+    return (double)secs + frac;
+}
+
+/* Parses --at TIME (Unix seconds, fractions allowed, or ISO-8601) into a
+ * delay in ms from now (0 for a time in the past); -1 if invalid. */
+static int64_t
+s_parse_at(const char *text)
+{
+    double at = -1;
+    size_t len = strlen(text);
+    if (len && strspn(text, "0123456789.") == len && strspn(text, "0123456789") > 0) {
+        char *end;
+        errno = 0;
+        at = strtod(text, &end);
+        if (errno || *end)
+            at = -1;
+    } else {
+        at = s_parse_iso(text);
+    }
+    if (!(at >= 0) || at > 1e11)
+        return -1;
+    double delay = at * 1000.0 - (double)jobq_wall_ms();
+    return delay <= 0 ? 0 : (int64_t)(delay + 0.5);
+}
+
 static long long
 s_parse_count(const char *text, long long max)
 {
@@ -102,11 +188,13 @@ s_check_queue(const char *cmd, const char *queue, int broker)
     return 0;
 }
 
-/* Opens a producer; prints why not. timeout_ms < 0: the default. */
+/* Opens a producer; prints why not. timeout_ms < 0: the default.
+ * no_results: the broker pushes no results (the caller never reads any). */
 static jobq_producer_t *
-s_open(const char *cmd, const char *url, int64_t timeout_ms)
+s_open(const char *cmd, const char *url, int64_t timeout_ms, int no_results)
 {
     jobq_producer_opts_t po = {0};
+    po.no_results = no_results;
     po.connect_timeout_ms = timeout_ms > 0 && timeout_ms < S_CONNECT_MS ? timeout_ms : S_CONNECT_MS;
     jobq_producer_t *p = NULL;
     int rc = jobq_producer_open(url, &po, &p);
@@ -181,7 +269,7 @@ typedef struct s_submit {
     int64_t deadline_ms;
     uint32_t ttr_ms, attempts, priority;
     uint64_t delay_ms;
-    int has_priority, has_delay;
+    int has_priority, has_delay, has_at;
     const char *unique;
     char **data; /* DATA operands */
     int ndata;
@@ -206,6 +294,7 @@ enum {
     S_OPT_RETRIES,
     S_OPT_PRIORITY,
     S_OPT_DELAY,
+    S_OPT_AT,
     S_OPT_UNIQUE
 };
 
@@ -219,6 +308,7 @@ static const struct option s_submit_opts[] = {
     {"retries", required_argument, NULL, S_OPT_RETRIES},
     {"priority", required_argument, NULL, S_OPT_PRIORITY},
     {"delay", required_argument, NULL, S_OPT_DELAY},
+    {"at", required_argument, NULL, S_OPT_AT},
     {"unique", required_argument, NULL, S_OPT_UNIQUE},
     {"file", required_argument, NULL, 'f'},
     {"lines", no_argument, NULL, S_OPT_LINES},
@@ -241,6 +331,17 @@ s_submit_number(s_submit_t *s, int c, const char *arg)
             s->ttr_ms = (uint32_t)ms;
         if (c == S_OPT_DELAY)
             s->delay_ms = (uint64_t)ms, s->has_delay = 1;
+        return 0;
+    }
+    if (c == S_OPT_AT) {
+        if ((ms = s_parse_at(arg)) < 0)
+            return jobq_cli_usage_error("submit",
+                                        "bad --at time '%s': give Unix seconds or an ISO-8601 "
+                                        "date-time (2026-12-01T10:00:00Z)",
+                                        arg);
+        if (ms > UINT32_MAX)
+            return jobq_cli_usage_error("submit", "--at '%s' is too far ahead", arg);
+        s->delay_ms = (uint64_t)ms, s->has_at = 1;
         return 0;
     }
     if (c == S_OPT_RETRIES) {
@@ -289,6 +390,7 @@ s_submit_opt(s_submit_t *s, int c, const char *arg)
     case S_OPT_RETRIES:
     case S_OPT_PRIORITY:
     case S_OPT_DELAY:
+    case S_OPT_AT:
         return s_submit_number(s, c, arg);
     default:
         return jobq_cli_usage_error("submit", "unknown option or missing value");
@@ -308,6 +410,8 @@ s_submit_parse(int argc, char **argv, s_submit_t *s, char *def, size_t def_len)
             return rc;
     s->data = argv + optind;
     s->ndata = argc - optind;
+    if (s->has_at && s->has_delay)
+        return jobq_cli_usage_error("submit", "give --at or --delay, not both");
     if ((s->ndata > 0) + (s->file != NULL) + s->lines > 1)
         return jobq_cli_usage_error("submit", "give DATA..., --file F or --lines, not several");
     if (s->ndata == 0 && !s->file && !s->lines && isatty(STDIN_FILENO))
@@ -317,7 +421,7 @@ s_submit_parse(int argc, char **argv, s_submit_t *s, char *def, size_t def_len)
         return rc;
     if ((rc = s_check_queue("submit", s->queue, s->broker)) != 0)
         return rc;
-    if (!s->broker && (s->has_priority || s->has_delay || s->unique))
+    if (!s->broker && (s->has_priority || s->has_delay || s->has_at || s->unique))
         return jobq_cli_usage_error("submit", "--priority, --delay and --unique need a broker URL "
                                               "(tcp:// or ipc://)");
     return 0;
@@ -534,7 +638,7 @@ submit_main(int argc, char **argv)
     int rc = s_submit_parse(argc, argv, &s, def, sizeof def);
     if (rc)
         return rc;
-    if (!(s.p = s_open("submit", s.url, s.timeout_ms)))
+    if (!(s.p = s_open("submit", s.url, s.timeout_ms, !s.wait)))
         return JOBQ_EXIT_FAIL;
     jobq_id_t rnd;
     jobq_id_generate(&rnd);
@@ -620,7 +724,7 @@ wait_main(int argc, char **argv)
                                       argv[optind + i]);
     if (!rc)
         rc = s_resolve_url("wait", &url, def, sizeof def, &broker);
-    jobq_producer_t *p = rc ? NULL : s_open("wait", url, timeout_ms);
+    jobq_producer_t *p = rc ? NULL : s_open("wait", url, timeout_ms, 0);
     if (p)
         rc = s_wait_all(p, ids, argv + optind, n, timeout_ms, json);
     else if (!rc)
@@ -659,7 +763,7 @@ join_main(int argc, char **argv)
     int rc = s_resolve_url("join", &url, def, sizeof def, &broker);
     if (rc || (rc = s_check_queue("join", queue, broker)) != 0)
         return rc;
-    jobq_producer_t *p = s_open("join", url, timeout_ms);
+    jobq_producer_t *p = s_open("join", url, timeout_ms, 0);
     if (!p)
         return JOBQ_EXIT_FAIL;
     rc = jobq_producer_join(p, queue ? queue : "default", timeout_ms);
@@ -762,7 +866,7 @@ stop_workers_main(int argc, char **argv)
         signal(SIGALRM, s_on_alarm);
         alarm((unsigned)((st.timeout_ms + 999) / 1000));
     }
-    jobq_producer_t *p = s_open("stop-workers", st.url, st.timeout_ms);
+    jobq_producer_t *p = s_open("stop-workers", st.url, st.timeout_ms, 0);
     if (!p)
         return JOBQ_EXIT_FAIL;
     rc = st.n || st.broker ? jobq_producer_stop_workers(p, st.queue, (unsigned)st.n) : JOBQ_OK;

@@ -35,6 +35,9 @@ typedef struct jobq_producer_opts {
     int64_t connect_timeout_ms; /* broker: how long open() waits for the handshake; 0 = 5000 */
     int64_t retry_timeout_ms;   /* broker: resend an unconfirmed request after this; 0 = 2500 */
     uint32_t max_items;         /* local: capacity when the queue is created; 0 = default */
+    int no_results;             /* broker, 1: the broker does not push results to this producer;
+                                   jobq_producer_wait still fetches them (WAIT), next_result gets
+                                   none */
 } jobq_producer_opts_t;
 
 /* Opens a producer on url (creating a local queue if it does not exist). opts

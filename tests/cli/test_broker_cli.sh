@@ -4,14 +4,15 @@
 # `jobq worker` pools, `jobq submit` (ids; --wait with results, exit 1 on a
 # failed job; --json; --lines), `jobq wait`, `jobq join`, `jobq stats --json`,
 # `jobq stop-workers` (each worker reports, the pool exits 0 with its report),
-# $JOBQ_URL, and usage errors (exit 2).
+# `jobq submit --at` (Unix and ISO-8601 times; not handed out before), $JOBQ_URL,
+# and usage errors (exit 2).
 set -u
 JOBQ=${1:?usage: test_broker_cli.sh /path/to/jobq}
 T=$(mktemp -d "${TMPDIR:-/tmp}/jobq-test-broker-cli.$$.XXXXXX")
 URL="ipc://$T/b.sock"
-BROKER_PID= WORKER_PID= IDLE_PID=
+BROKER_PID= WORKER_PID= IDLE_PID= AT_PID=
 cleanup() {
-    for p in $WORKER_PID $IDLE_PID $BROKER_PID; do
+    for p in $WORKER_PID $IDLE_PID $AT_PID $BROKER_PID; do
         kill -KILL "$p" 2>/dev/null && wait "$p" 2>/dev/null
     done
     rm -rf "$T"
@@ -133,6 +134,50 @@ IDLE_PID=
 [ "$wrc" = 0 ] && ok || bad "sigterm: idle pool exit $wrc" "$(cat "$T/idle.err")"
 python3 -c 'import json,sys; o=json.loads(open(sys.argv[1]).read()); assert o["done"]==1 and o["reports"]==1, o' \
     "$T/idle.out" && ok || bad "sigterm: report" "$(cat "$T/idle.out")"
+
+# --at TIME: not handed out before TIME (Unix seconds or ISO-8601); a past
+# TIME runs at once. A pool of its own serves queue "at".
+"$JOBQ" worker -u "$URL" -q at --threads 1 --builtin upper >"$T/at.out" 2>"$T/at.err" &
+AT_PID=$!
+now() { date +%s.%N; }
+took() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
+at_ahead=$(python3 -c 'import time; print("%.3f" % (time.time() + 1))')
+t0=$(now)
+run at-unix -- "$JOBQ" submit -u "$URL" -q at --at "$at_ahead" --wait --timeout 20 later
+secs=$(took "$t0")
+expect at-unix 0 '^LATER$'
+awk -v s="$secs" 'BEGIN { exit !(s >= 0.9) }' && ok || bad "at-unix: result after $secs s (want >= 0.9)"
+at_iso=$(python3 -c 'import datetime as d; z = d.timezone(d.timedelta(hours=2)); print((d.datetime.now(z) + d.timedelta(seconds=1)).isoformat(timespec="milliseconds"))')
+t0=$(now)
+run at-iso -- "$JOBQ" submit -u "$URL" -q at --at "$at_iso" --wait --timeout 20 iso
+secs=$(took "$t0")
+expect at-iso 0 '^ISO$'
+awk -v s="$secs" 'BEGIN { exit !(s >= 0.9) }' && ok || bad "at-iso: $at_iso: result after $secs s (want >= 0.9)"
+for past in 1000000000 1000000000.25 '2001-09-09T01:46:40Z' '2001-09-09 01:46:40' '2001-09-09T03:46:40+02:00'; do
+    t0=$(now)
+    run "at-past $past" -- "$JOBQ" submit -u "$URL" -q at --at "$past" --wait --timeout 20 past
+    secs=$(took "$t0")
+    expect "at-past $past" 0 '^PAST$'
+    awk -v s="$secs" 'BEGIN { exit !(s < 0.9) }' && ok || bad "at-past $past: result after $secs s (want at once)"
+done
+run at-ids -- "$JOBQ" submit -u "$URL" -q at --at "$(($(date +%s) - 5))" x y
+expect at-ids 0
+[ "$(grep -Ec '^[0-9a-f]{32}$' <<<"$out")" -eq 2 ] && ok || bad "at-ids: ids" "$out"
+run at-join -- "$JOBQ" join -u "$URL" -q at --timeout 10
+expect at-join 0
+for v in tomorrow '' 12abc 2026-13-01T00:00:00Z 2026-02-30T00:00:00Z '2026-12-01T10:00:00+25:00' \
+    2026-12-01 -5; do
+    run "at-bad '$v'" -- "$JOBQ" submit -u "$URL" -q at --at "$v" x
+    expect "at-bad '$v'" 2 "bad --at time '${v%%+*}" # (the value, up to a + that -E would read)
+done
+run at-and-delay -- "$JOBQ" submit -u "$URL" -q at --at 1000000000 --delay 1 x
+expect at-and-delay 2 'not both'
+run at-local -- "$JOBQ" submit -u shm://jobq-test-bc-$$ --at 1000000000 x
+expect at-local 2 'need a broker URL'
+kill -TERM "$AT_PID"
+if wait_gone "$AT_PID" 10; then wait "$AT_PID"; wrc=$?; else wrc=timeout; fi
+AT_PID=
+[ "$wrc" = 0 ] && ok || bad "at: pool exit $wrc" "$(cat "$T/at.err")"
 
 # -- usage -------------------------------------------------------------------------
 run bad-id -- "$JOBQ" wait -u "$URL" not-an-id

@@ -7,7 +7,9 @@
  * --exec and built-ins; sentinels end each worker with its report; heartbeats
  * keep flowing while a handler runs; leases are extended for jobs that run
  * past their ttr counted from delivery; the prefetch cap holds; a SIGTERMed
- * pool finishes its running job and hands its prefetched jobs back.
+ * pool finishes its running job and hands its prefetched jobs back; a
+ * no_results producer gets no pushed results but jobq_producer_wait fetches
+ * each.
  */
 #include "jobq/errors.h"
 #include "jobq/pool.h"
@@ -292,6 +294,39 @@ START_TEST(test_sigterm_finishes_the_running_job_and_hands_back_the_rest)
 }
 END_TEST
 
+/* A producer opened with no_results gets no pushed results (next_result
+ * times out after join), yet jobq_producer_wait still fetches each one. */
+START_TEST(test_no_results_producer_gets_no_pushes_but_wait_fetches_each)
+{
+    fx_t f;
+    fx_start(&f);
+    fx_pool(&f, JOBQ_POOL_THREADS, 2, "echo", 4, 0, "q");
+    jobq_producer_opts_t po = {0};
+    po.no_results = 1;
+    jobq_producer_t *p = NULL;
+    ck_assert_jobq_ok(jobq_producer_open(f.broker.url, &po, &p));
+    jobq_job_t jobs[10];
+    char texts[10][16];
+    for (int i = 0; i < 10; i++) {
+        snprintf(texts[i], sizeof texts[i], "quiet-%d", i);
+        ns_job(&jobs[i], "q", texts[i], 0, 0);
+    }
+    ck_assert_jobq_ok(jobq_producer_submit_batch(p, jobs, 10, NULL, 10000));
+    ck_assert_jobq_ok(jobq_producer_join(p, "q", 10000));
+    jobq_result_t res;
+    ck_assert_jobq_err(jobq_producer_next_result(p, &res, 200), JOBQ_ETIMEDOUT);
+    for (int i = 0; i < 10; i++) {
+        ck_assert_jobq_ok(jobq_producer_wait(p, &jobs[i].id, &res, 5000));
+        ck_assert_mem_eq(&res.id, &jobs[i].id, sizeof res.id);
+        ck_assert_int_eq(res.status, JOBQ_STATUS_DONE);
+        ck_assert_uint_eq(res.output_len, strlen(texts[i]));
+        ck_assert_mem_eq(res.output, texts[i], res.output_len);
+    }
+    jobq_producer_destroy(&p);
+    fx_stop(&f);
+}
+END_TEST
+
 static Suite *
 s_suite(void)
 {
@@ -306,6 +341,7 @@ s_suite(void)
     tcase_add_test(tc, test_job_running_past_its_ttr_from_delivery_keeps_its_lease);
     tcase_add_test(tc, test_prefetch_caps_the_jobs_a_worker_holds);
     tcase_add_test(tc, test_sigterm_finishes_the_running_job_and_hands_back_the_rest);
+    tcase_add_test(tc, test_no_results_producer_gets_no_pushes_but_wait_fetches_each);
     suite_add_tcase(s, tc);
     return s;
 }
