@@ -4,8 +4,7 @@
 # `apt-get install` only when something is missing. Used by both README
 # commands and by .ci/run.
 set -euo pipefail
-PKGS=(build-essential cmake pkg-config libzmq3-dev libmsgpack-dev check
-      clang-14 libclang-rt-14-dev python3 strace procps)
+mapfile -t PKGS < "$(dirname "$0")/packages.txt" # one Debian package per line
 missing=()
 for p in "${PKGS[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
