@@ -9,6 +9,7 @@
  */
 #include "jobq/log.h"
 #include "jobq/queue.h"
+#include "common/clock.h"
 #include "jobq_test.h"
 
 #include <signal.h>
@@ -30,14 +31,6 @@ s_url(const char *tag)
 {
     snprintf(s_urlbuf, sizeof s_urlbuf, "mq://tmqc-%d-%s", (int)s_runner, tag);
     return s_urlbuf;
-}
-
-static int64_t
-s_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Unlinks every queue of this run (POSIX mq memory per uid is small). */
@@ -116,9 +109,9 @@ START_TEST(test_item_of_consumer_killed_before_task_done_comes_back_with_attempt
     ck_assert_int_eq(s_reap(pid), SIGKILL);
     /* No explicit reclaim: the waiting getter finds the dead holder by itself. */
     jobq_item_t it;
-    int64_t t0 = s_ms();
+    int64_t t0 = jobq_now_ms();
     ck_assert_jobq_ok(jobq_queue_get(q, &it, 3000));
-    ck_assert_int_lt(s_ms() - t0, 1500);
+    ck_assert_int_lt(jobq_now_ms() - t0, 1500);
     ck_assert(memcmp(&it.id, &id, sizeof id) == 0);
     ck_assert_uint_eq(it.attempt, 2);
     ck_assert_uint_eq(it.payload_len, 5);
@@ -156,9 +149,9 @@ START_TEST(test_join_returns_after_a_live_consumer_redoes_a_dead_ones_item)
     usleep(50 * 1000);
     kill(dead, SIGKILL);
     ck_assert_int_eq(s_reap(dead), SIGKILL);
-    int64_t t0 = s_ms();
+    int64_t t0 = jobq_now_ms();
     ck_assert_jobq_ok(jobq_queue_join(q, 5000));
-    ck_assert_int_lt(s_ms() - t0, 2000);
+    ck_assert_int_lt(jobq_now_ms() - t0, 2000);
     ck_assert_int_eq(s_reap(live), 0);
     jobq_queue_destroy(&q);
 }
@@ -277,17 +270,17 @@ START_TEST(test_waiters_killed_in_get_and_join_never_stall_the_rest)
         /* What the dead left behind must be takeable without a stall. */
         jobq_item_t it;
         while (jobq_queue_unfinished(q) > 0) {
-            int64_t t0 = s_ms();
+            int64_t t0 = jobq_now_ms();
             ck_assert_jobq_ok(jobq_queue_get(q, &it, 2000));
-            ck_assert_int_lt(s_ms() - t0, 1000);
+            ck_assert_int_lt(jobq_now_ms() - t0, 1000);
             ck_assert_jobq_ok(jobq_queue_task_done(q, &it));
             jobq_item_fini(&it);
         }
-        int64_t t0 = s_ms();
+        int64_t t0 = jobq_now_ms();
         ck_assert_jobq_ok(jobq_queue_join(q, 2000));
         ck_assert_jobq_err(jobq_queue_get(q, &it, 0), JOBQ_EEMPTY);
         ck_assert_uint_eq(jobq_queue_size(q), 0);
-        ck_assert_int_lt(s_ms() - t0, 500);
+        ck_assert_int_lt(jobq_now_ms() - t0, 500);
     }
     /* The queue still works normally after all that. */
     for (int i = 0; i < 300; i++) {

@@ -1,7 +1,13 @@
 /* tests/support/jobq_test.c: the shared runner for check suites. */
 #include "jobq_test.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -48,4 +54,26 @@ jobq_test_cmd(char *out, size_t outlen, const char *const *args)
     waitpid(pid, &st, 0);
     alarm(0);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Removes /dev/shm objects named jobq-UID-TAG-PID-... whose PID is gone: what
+ * an earlier run of a suite left behind when it failed half-way. */
+void
+jobq_test_remove_stale_shm(const char *tag)
+{
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "jobq-%u-%s-", (unsigned)geteuid(), tag);
+    DIR *d = opendir("/dev/shm");
+    for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
+        const char *pid = strncmp(e->d_name, prefix, strlen(prefix))
+                              ? NULL
+                              : strchr(e->d_name + strlen(prefix), '-');
+        if (pid && kill((pid_t)atoi(pid + 1), 0) != 0 && errno == ESRCH) {
+            char obj[300];
+            snprintf(obj, sizeof obj, "/%s", e->d_name);
+            shm_unlink(obj);
+        }
+    }
+    if (d)
+        closedir(d);
 }

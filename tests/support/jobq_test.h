@@ -30,6 +30,10 @@
  * -1 when it did not exit normally. Bounded by alarm(10). */
 int jobq_test_cmd(char *out, size_t outlen, const char *const *args);
 
+/* Removes /dev/shm objects jobq-UID-TAG-PID-... whose PID no longer exists
+ * (left by an earlier run of a suite that failed half-way). */
+void jobq_test_remove_stale_shm(const char *tag);
+
 /* Runs the suite with CK_FORK and returns the process exit status. */
 int jobq_test_run(Suite *s);
 

@@ -10,6 +10,7 @@
 #include "common/mqq_priv.h"
 #include "jobq/log.h"
 #include "jobq/queue.h"
+#include "common/clock.h"
 #include "jobq_test.h"
 
 #include <errno.h>
@@ -41,14 +42,6 @@ s_url(const char *tag)
 {
     snprintf(s_urlbuf, sizeof s_urlbuf, "mq://tmqq-%d-%s", (int)s_runner, tag);
     return s_urlbuf;
-}
-
-static int64_t
-s_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Unlinks every queue of this run: a test that failed half-way must not leave its mqs
@@ -136,13 +129,13 @@ START_TEST(test_get_on_empty_queue_gives_eempty_or_times_out)
 {
     jobq_queue_t *q = s_new("tmo", 0);
     jobq_item_t it;
-    int64_t t0 = s_ms();
+    int64_t t0 = jobq_now_ms();
     ck_assert_jobq_err(jobq_queue_get(q, &it, 0), JOBQ_EEMPTY);
-    ck_assert_int_lt(s_ms() - t0, 50);
+    ck_assert_int_lt(jobq_now_ms() - t0, 50);
     ck_assert_ptr_null(it.payload);
-    t0 = s_ms();
+    t0 = jobq_now_ms();
     ck_assert_jobq_err(jobq_queue_get(q, &it, 250), JOBQ_ETIMEDOUT);
-    int64_t took = s_ms() - t0;
+    int64_t took = jobq_now_ms() - t0;
     ck_assert_int_ge(took, 240);
     ck_assert_int_lt(took, 1000);
     jobq_queue_destroy(&q);
@@ -156,9 +149,9 @@ START_TEST(test_put_on_full_queue_gives_efull_or_times_out)
         s_put_str(q, "x");
     ck_assert_int_eq(jobq_queue_full(q), 1);
     ck_assert_jobq_err(jobq_queue_put_bytes(q, "y", 1, NULL, 0), JOBQ_EFULL);
-    int64_t t0 = s_ms();
+    int64_t t0 = jobq_now_ms();
     ck_assert_jobq_err(jobq_queue_put_bytes(q, "y", 1, NULL, 200), JOBQ_ETIMEDOUT);
-    ck_assert_int_ge(s_ms() - t0, 190);
+    ck_assert_int_ge(jobq_now_ms() - t0, 190);
     ck_assert_uint_eq(jobq_queue_size(q), 10);
     ck_assert_uint_eq(jobq_queue_unfinished(q), 10); /* failed puts are not counted */
     jobq_item_t it;
@@ -277,9 +270,9 @@ START_TEST(test_join_times_out_while_items_are_unfinished)
     ck_assert_jobq_ok(jobq_queue_join(q, 0)); /* nothing put */
     s_put_str(q, "j");
     ck_assert_jobq_err(jobq_queue_join(q, 0), JOBQ_ETIMEDOUT);
-    int64_t t0 = s_ms();
+    int64_t t0 = jobq_now_ms();
     ck_assert_jobq_err(jobq_queue_join(q, 250), JOBQ_ETIMEDOUT);
-    ck_assert_int_ge(s_ms() - t0, 240);
+    ck_assert_int_ge(jobq_now_ms() - t0, 240);
     s_get_str(q, "j", &it);
     ck_assert_jobq_err(jobq_queue_join(q, 0), JOBQ_ETIMEDOUT);
     ck_assert_jobq_ok(jobq_queue_task_done(q, &it));
@@ -304,9 +297,9 @@ START_TEST(test_join_returns_when_another_process_finishes)
             _exit(1);
         _exit(0);
     }
-    int64_t t0 = s_ms();
+    int64_t t0 = jobq_now_ms();
     ck_assert_jobq_ok(jobq_queue_join(q, 5000));
-    int64_t took = s_ms() - t0;
+    int64_t took = jobq_now_ms() - t0;
     ck_assert_int_ge(took, 150);
     ck_assert_int_lt(took, 2000);
     ck_assert_int_eq(s_wait_child(pid), 0);
@@ -330,9 +323,9 @@ START_TEST(test_close_refuses_puts_then_getters_drain_then_eclosed)
     jobq_item_fini(&it);
     ck_assert_jobq_ok(jobq_queue_get(q, &it, 0));
     ck_assert_int_eq(it.sentinel, 1);
-    int64_t t0 = s_ms();
+    int64_t t0 = jobq_now_ms();
     ck_assert_jobq_err(jobq_queue_get(q, &it, -1), JOBQ_ECLOSED);
-    ck_assert_int_lt(s_ms() - t0, 1000);
+    ck_assert_int_lt(jobq_now_ms() - t0, 1000);
     ck_assert_jobq_err(jobq_queue_get(q, &it, 0), JOBQ_ECLOSED);
     jobq_queue_destroy(&q);
 }
@@ -348,10 +341,10 @@ START_TEST(test_getter_blocked_forever_sees_close)
         _exit(jobq_queue_get(q, &it, -1) == JOBQ_ECLOSED ? 0 : 1);
     }
     usleep(150 * 1000);
-    int64_t t0 = s_ms();
+    int64_t t0 = jobq_now_ms();
     ck_assert_jobq_ok(jobq_queue_close(q));
     ck_assert_int_eq(s_wait_child(pid), 0);
-    ck_assert_int_lt(s_ms() - t0, 1000);
+    ck_assert_int_lt(jobq_now_ms() - t0, 1000);
     jobq_queue_destroy(&q);
 }
 END_TEST
@@ -553,9 +546,9 @@ s_expect_replaced(const char *tag)
     jobq_item_t it;
     ck_assert_jobq_err(jobq_queue_open(s_url(tag), NULL, &q), JOBQ_ECORRUPT);
     ck_assert_ptr_null(q);
-    int64_t t0 = s_ms();
+    int64_t t0 = jobq_now_ms();
     ck_assert_jobq_ok(jobq_queue_open(s_url(tag), &o, &q));
-    ck_assert_int_lt(s_ms() - t0, 3000);
+    ck_assert_int_lt(jobq_now_ms() - t0, 3000);
     for (int i = 0; i < 10; i++) /* full capacity again */
         s_put_str(q, "r");
     s_get_str(q, "r", &it);
@@ -668,9 +661,9 @@ START_TEST(test_put_waits_for_room_made_by_another_process)
         usleep(200 * 1000);
         _exit(jobq_queue_get(q, &it, 0) == JOBQ_OK ? 0 : 1);
     }
-    int64_t t0 = s_ms();
+    int64_t t0 = jobq_now_ms();
     ck_assert_jobq_ok(jobq_queue_put_bytes(q, "late", 4, NULL, 5000));
-    int64_t took = s_ms() - t0;
+    int64_t took = jobq_now_ms() - t0;
     ck_assert_int_ge(took, 150);
     ck_assert_int_lt(took, 2000);
     ck_assert_int_eq(s_wait_child(pid), 0);

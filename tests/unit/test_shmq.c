@@ -834,28 +834,6 @@ START_TEST(test_anon_queue_four_consumers_take_every_item_once)
 }
 END_TEST
 
-/* Removes objects left by earlier runs of this suite that failed half-way
- * (their names carry the pid of a test process that is gone). */
-static void
-s_remove_stale_objects(void)
-{
-    char prefix[64];
-    snprintf(prefix, sizeof prefix, "jobq-%u-%s-", (unsigned)geteuid(), "t");
-    DIR *d = opendir("/dev/shm");
-    for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
-        const char *pid = strncmp(e->d_name, prefix, strlen(prefix))
-                              ? NULL
-                              : strchr(e->d_name + strlen(prefix), '-');
-        if (pid && kill((pid_t)atoi(pid + 1), 0) != 0 && errno == ESRCH) {
-            char obj[300];
-            snprintf(obj, sizeof obj, "/%s", e->d_name);
-            shm_unlink(obj);
-        }
-    }
-    if (d)
-        closedir(d);
-}
-
 static Suite *
 s_suite(void)
 {
@@ -899,6 +877,6 @@ s_suite(void)
 int
 main(void)
 {
-    s_remove_stale_objects();
+    jobq_test_remove_stale_shm("t");
     return jobq_test_run(s_suite());
 }
