@@ -293,12 +293,19 @@ s_job_delete(core_t *c, core_job_t *j)
 
 /* ---- failures and backoff ------------------------------------------------- */
 
-/* Returns the delay before the retry that follows `used` failed attempts:
- * base * 2^(used-1), capped, then jittered by +-jitter_pct. */
+/* Returns the delay before the retry that follows `used` failed attempts of j:
+ * base * 2^(used-1), capped, then jittered by +-jitter_pct. base is the job's
+ * own backoff when it has one, else the core's; a job's base above the cap
+ * raises the cap to it. */
 static int64_t
-s_backoff_ms(core_t *c, uint32_t used)
+s_backoff_ms(core_t *c, const core_job_t *j, uint32_t used)
 {
     int64_t d = c->cfg.backoff_base_ms, cap = c->cfg.backoff_max_ms;
+    uint32_t own = core_job_backoff_(j);
+    if (own) {
+        d = own;
+        cap = cap > d ? cap : d;
+    }
     if (d <= 0)
         return 0;
     for (uint32_t i = 1; i < used && d < cap; i++)
@@ -325,7 +332,7 @@ s_job_failed(core_t *c, core_job_t *j, const core_outcome_t *o, int backoff)
         return;
     }
     q->retried++;
-    int64_t d = backoff ? s_backoff_ms(c, used) : 0;
+    int64_t d = backoff ? s_backoff_ms(c, j, used) : 0;
     if (d > 0)
         s_job_delay(c, j, s_after(c->now_ms, d));
     else
@@ -411,7 +418,8 @@ static core_job_t *
 s_job_new(core_t *c, core_queue_t *q, const jobq_job_t *job, const jobq_id_t *id,
           uint64_t submitter)
 {
-    core_job_t *j = jobq_malloc(sizeof *j + job->payload_len + job->unique_len);
+    size_t extra = job->backoff_ms ? sizeof job->backoff_ms : 0;
+    core_job_t *j = jobq_malloc(sizeof *j + job->payload_len + job->unique_len + extra);
     memset(j, 0, sizeof *j);
     j->id = *id;
     j->u.submitter = submitter;
@@ -427,6 +435,10 @@ s_job_new(core_t *c, core_queue_t *q, const jobq_job_t *job, const jobq_id_t *id
         memcpy(j->data, job->payload, job->payload_len);
     if (job->unique_len)
         memcpy(j->data + job->payload_len, job->unique, job->unique_len);
+    if (extra) {
+        j->has_backoff = 1;
+        memcpy(j->data + job->payload_len + job->unique_len, &job->backoff_ms, extra);
+    }
     core_tab_insert(&c->jobs, core_id_hash_(c, id), j);
     if (job->unique_len) {
         core_ukey_t k = {q->idx, job->unique_len, core_job_unique_(j)};

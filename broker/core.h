@@ -94,7 +94,7 @@ typedef struct core core_t;
 #define CORE_RESULTS_MAX_DEFAULT 100000u    /* retained results */
 #define CORE_RESULT_BYTES_DEFAULT (256u * 1024u * 1024u)
 #define CORE_RESULT_AGE_DEFAULT_MS 3600000 /* results kept 1 h */
-#define CORE_QUEUES_LIMIT 65535u           /* most queues a core can be configured for */
+#define CORE_QUEUES_LIMIT 32767u           /* most queues a core can be configured for */
 #define CORE_ATTEMPTS_MAX 65535u           /* most max_attempts (and deliveries) per job */
 #define CORE_DELAY_MAX_MS (INT64_C(10) * 366 * 24 * 3600 * 1000) /* about 10 years */
 #define CORE_RESERVE_QUEUES_MAX 256u                             /* queue names in one reserve */
@@ -141,6 +141,7 @@ typedef struct core_job_view {
     uint32_t max_attempts;
     uint32_t attempt;       /* deliveries so far: the fence of the current or last lease */
     uint32_t attempts_used; /* counted against max_attempts (see semantics 3) */
+    uint32_t backoff_ms;    /* the job's own first-retry delay; 0 = the core's */
     uint64_t submitter;
     int64_t since_ms;    /* when it entered its state (DONE/DEAD: finished; DELAYED: 0) */
     int64_t ready_at_ms; /* DELAYED: when it becomes READY; else 0 */

@@ -22,6 +22,8 @@
 #include "broker/core_heap.h"
 #include "broker/core_tab.h"
 
+#include <string.h>
+
 #define CORE_STATE_NEW 7 /* a job being built, in no structure yet */
 
 typedef struct core_lease core_lease_t;
@@ -46,11 +48,13 @@ typedef struct core_job {
     uint32_t payload_len : 21; /* <= JOBQ_PAYLOAD_MAX (2^20) */
     uint32_t unique_len : 8;   /* <= JOBQ_UNIQUE_KEY_MAX (200) */
     uint32_t state : 3;        /* jobq_job_state or CORE_STATE_NEW */
-    uint16_t queue;            /* index in core->queues */
+    uint16_t queue : 15;       /* index in core->queues (CORE_QUEUES_LIMIT < 2^15) */
+    uint16_t has_backoff : 1;  /* a per-job backoff (uint32) follows the unique key in data */
     uint16_t attempt;          /* deliveries so far: the lease fence */
     uint16_t max_attempts;
     uint16_t free_attempts; /* deliveries that do not count (returns, before a kick) */
-    unsigned char data[];   /* payload_len bytes of payload, then the unique key */
+    unsigned char data[];   /* payload_len bytes of payload, then the unique key, then the
+                               per-job backoff ms (4 bytes, unaligned) when has_backoff */
 } core_job_t;
 
 /* A lease: a RESERVED job's delivery, on the lease heap and its worker's list. */
@@ -218,6 +222,16 @@ static inline const unsigned char *
 core_job_unique_(const core_job_t *j)
 {
     return j->data + j->payload_len;
+}
+
+/* The job's own first-retry delay, or 0 for the core's default. */
+static inline uint32_t
+core_job_backoff_(const core_job_t *j)
+{
+    uint32_t b = 0;
+    if (j->has_backoff)
+        memcpy(&b, j->data + j->payload_len + j->unique_len, sizeof b);
+    return b;
 }
 
 static inline const unsigned char *

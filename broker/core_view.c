@@ -28,6 +28,7 @@ core_view_job_(const core_t *c, const core_job_t *j, core_job_view_t *v)
     v->max_attempts = j->max_attempts;
     v->attempt = j->attempt;
     v->attempts_used = (uint32_t)(j->attempt - j->free_attempts);
+    v->backoff_ms = core_job_backoff_(j);
     v->submitter = core_job_submitter_(j);
     v->since_ms = j->at_ms;
     switch (j->state) {

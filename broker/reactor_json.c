@@ -262,6 +262,8 @@ rx_job_json(rx_text_t *t, const core_job_view_t *v)
                 v->attempts_used, v->payload_len);
     uint32_t shown = v->payload_len < S_PAYLOAD_SHOWN ? v->payload_len : S_PAYLOAD_SHOWN;
     rx_text_str(t, v->payload ? v->payload : "", v->payload ? shown : 0);
+    if (v->backoff_ms)
+        rx_text_add(t, ",\"backoff_ms\":%u", v->backoff_ms);
     if (v->unique_len) {
         rx_text_add(t, ",\"unique\":");
         rx_text_str(t, v->unique, v->unique_len);

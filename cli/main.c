@@ -102,8 +102,8 @@ static const jobq_command_t s_commands[] = {
      "SIGINT/SIGTERM: the first lets current jobs finish, the second stops at once.\n"},
     {"submit", submit_main, "submit jobs to a broker or a local queue",
      "usage: jobq submit [-u URL] [-q QUEUE] [--priority N] [--delay S | --at TIME]\n"
-     "                   [--ttr S] [--retries N] [--unique KEY] [--wait] [--timeout S]\n"
-     "                   [--json] [DATA... | --file F | --lines]\n"
+     "                   [--ttr S] [--retries N [--backoff S]] [--unique KEY] [--wait]\n"
+     "                   [--timeout S] [--json] [DATA... | --file F | --lines]\n"
      "\n"
      "Submits one job per DATA argument, one job holding file F (- for stdin), one\n"
      "job per line of stdin (--lines), or, with none of these, one job holding all\n"
@@ -121,6 +121,9 @@ static const jobq_command_t s_commands[] = {
      "  --ttr S           time limit per attempt, in seconds (default 30); a\n"
      "                    broker worker keeps the job's lease while it runs\n"
      "  --retries N       attempts after the first when one fails or its worker dies\n"
+     "  --backoff S       broker: wait S seconds before the first retry, doubling each\n"
+     "                    time up to the broker's --backoff-max, +-20% jitter\n"
+     "                    (default: the broker's --backoff-base, 1 s)\n"
      "  --unique KEY      broker: refuse the job while another live job of the\n"
      "                    queue has this key\n"
      "  --wait            print each job's result as it arrives instead (its output,\n"

@@ -70,6 +70,7 @@ static const s_field_t s_job_fields[] = {
     S_INT("max", S_U32, 1, UINT32_MAX, JOBQ_ATTEMPTS_DEFAULT, jobq_job_t, max_attempts),
     S_INT("att", S_U32, 0, UINT32_MAX, 0, jobq_job_t, attempt),
     S_SLICE("uniq", S_STR, 0, JOBQ_UNIQUE_KEY_MAX, jobq_job_t, unique, unique_len),
+    S_INT("bo", S_U32, 0, UINT32_MAX, 0, jobq_job_t, backoff_ms),
 };
 
 static const s_field_t s_result_fields[] = {

@@ -269,6 +269,7 @@ typedef struct s_submit {
     int64_t deadline_ms;
     uint32_t ttr_ms, attempts, priority;
     uint64_t delay_ms;
+    uint32_t backoff_ms; /* --backoff: this job's first-retry delay; 0 = the broker's */
     int has_priority, has_delay, has_at;
     const char *unique;
     char **data; /* DATA operands */
@@ -295,7 +296,8 @@ enum {
     S_OPT_PRIORITY,
     S_OPT_DELAY,
     S_OPT_AT,
-    S_OPT_UNIQUE
+    S_OPT_UNIQUE,
+    S_OPT_BACKOFF
 };
 
 static const struct option s_submit_opts[] = {
@@ -310,6 +312,7 @@ static const struct option s_submit_opts[] = {
     {"delay", required_argument, NULL, S_OPT_DELAY},
     {"at", required_argument, NULL, S_OPT_AT},
     {"unique", required_argument, NULL, S_OPT_UNIQUE},
+    {"backoff", required_argument, NULL, S_OPT_BACKOFF},
     {"file", required_argument, NULL, 'f'},
     {"lines", no_argument, NULL, S_OPT_LINES},
     {NULL, 0, NULL, 0},
@@ -321,7 +324,7 @@ s_submit_number(s_submit_t *s, int c, const char *arg)
 {
     int64_t ms;
     long long n;
-    if (c == 'T' || c == S_OPT_TTR || c == S_OPT_DELAY) {
+    if (c == 'T' || c == S_OPT_TTR || c == S_OPT_DELAY || c == S_OPT_BACKOFF) {
         if ((ms = s_parse_seconds(arg, c == S_OPT_DELAY)) < 0 || ms > UINT32_MAX)
             return jobq_cli_usage_error("submit", "a time is a number of seconds > 0, not '%s'",
                                         arg);
@@ -331,6 +334,8 @@ s_submit_number(s_submit_t *s, int c, const char *arg)
             s->ttr_ms = (uint32_t)ms;
         if (c == S_OPT_DELAY)
             s->delay_ms = (uint64_t)ms, s->has_delay = 1;
+        if (c == S_OPT_BACKOFF)
+            s->backoff_ms = (uint32_t)ms;
         return 0;
     }
     if (c == S_OPT_AT) {
@@ -391,6 +396,7 @@ s_submit_opt(s_submit_t *s, int c, const char *arg)
     case S_OPT_PRIORITY:
     case S_OPT_DELAY:
     case S_OPT_AT:
+    case S_OPT_BACKOFF:
         return s_submit_number(s, c, arg);
     default:
         return jobq_cli_usage_error("submit", "unknown option or missing value");
@@ -421,9 +427,9 @@ s_submit_parse(int argc, char **argv, s_submit_t *s, char *def, size_t def_len)
         return rc;
     if ((rc = s_check_queue("submit", s->queue, s->broker)) != 0)
         return rc;
-    if (!s->broker && (s->has_priority || s->has_delay || s->has_at || s->unique))
-        return jobq_cli_usage_error("submit", "--priority, --delay and --unique need a broker URL "
-                                              "(tcp:// or ipc://)");
+    if (!s->broker && (s->has_priority || s->has_delay || s->has_at || s->unique || s->backoff_ms))
+        return jobq_cli_usage_error("submit", "--priority, --delay, --at, --backoff and --unique "
+                                              "need a broker URL (tcp:// or ipc://)");
     return 0;
 }
 
@@ -584,6 +590,7 @@ s_add_job(s_submit_t *s, const void *data, size_t len, char *owned)
     if (s->has_priority)
         job->priority = s->priority;
     job->delay_ms = s->delay_ms;
+    job->backoff_ms = s->backoff_ms;
     if (s->unique) {
         job->unique = s->unique;
         job->unique_len = (uint32_t)strlen(s->unique);

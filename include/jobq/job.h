@@ -72,6 +72,9 @@ typedef struct jobq_job {
     uint32_t attempt;      /* 0 before the first delivery, then 1, 2, ... */
     const char *unique;    /* optional unique key (NULL when unique_len is 0) */
     uint32_t unique_len;
+    uint32_t backoff_ms; /* broker: delay before the first retry of this job, doubling up to the
+                            broker's --backoff-max, +-jitter; 0 = the broker's --backoff-base.
+                            Local queues retry at once and ignore it. */
 } jobq_job_t;
 
 /* How an attempt ended. DONE and FAILED come from the handler's verdict,

@@ -252,6 +252,39 @@ START_TEST(test_an_always_failing_job_is_retried_with_growing_gaps_then_dead_wit
 }
 END_TEST
 
+START_TEST(test_a_jobs_own_backoff_from_submit_overrides_the_brokers)
+{
+    ck_assert_int_eq(wc_broker_start(&s_b, s_fast), 0); /* the broker's: 100 ms, cap 1 s */
+    wc_t *w = s_client(WIRE_ROLE_WORKER, 5000, "w"), *a = s_client(WIRE_ROLE_ADMIN, 5000, "a");
+    char out[4096];
+    const char *sub[] = {"submit", "-u",        s_b.url, "-q",      "own", "--retries",
+                         "2",      "--backoff", "0.4",   "payload", NULL};
+    ck_assert_int_eq(jobq_test_cmd(out, sizeof out, sub), 0);
+    ck_assert_int_eq(wc_ready(w, 1, "own"), 0);
+    int64_t at[3];
+    jobq_id_t id;
+    for (uint32_t i = 0; i < 3; i++) {
+        wire_msg_t r;
+        s_expect(w, WIRE_DELIVER, &r);
+        at[i] = wc_now_ms();
+        id = r.jobs[0].id;
+        ck_assert_uint_eq(r.jobs[0].attempt, i + 1);
+        wire_msg_fini(&r);
+        if (i == 0)
+            s_peek_has(a, "peek", NULL, &id, "\"backoff_ms\":400", 0);
+        s_fail(w, &id, i + 1, 1, "no");
+    }
+    /* 400 ms then 800 ms (+-20%), not the broker's 100 and 200 */
+    int64_t g1 = at[1] - at[0], g2 = at[2] - at[1];
+    ck_assert_msg(g1 >= 310 && g1 <= 480 + S_SLACK_MS, "first gap %lld ms", (long long)g1);
+    ck_assert_msg(g2 >= 630 && g2 <= 960 + S_SLACK_MS, "second gap %lld ms", (long long)g2);
+    const char *bad[] = {"submit", "-u", s_b.url, "--backoff", "soon", "x", NULL};
+    ck_assert_int_eq(jobq_test_cmd(out, sizeof out, bad), 2);
+    s_bye(&a);
+    s_bye(&w);
+}
+END_TEST
+
 /* Completes every job in one DELIVER on w; returns how many. */
 static uint32_t
 s_complete_all(wc_t *w, int64_t timeout_ms)
@@ -609,6 +642,7 @@ s_suite(void)
     tcase_add_test(tc,
                    test_stats_json_is_valid_json_and_prometheus_output_is_valid_exposition_text);
     tcase_add_test(tc, test_broker_refuses_a_backoff_max_below_its_base);
+    tcase_add_test(tc, test_a_jobs_own_backoff_from_submit_overrides_the_brokers);
     suite_add_tcase(s, tc);
     return s;
 }

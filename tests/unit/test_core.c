@@ -539,6 +539,60 @@ START_TEST(test_failed_attempts_retry_with_growing_backoff_and_bounded_jitter)
 }
 END_TEST
 
+START_TEST(test_a_jobs_own_backoff_overrides_the_cores_and_keeps_its_bytes)
+{
+    core_config_t cfg;
+    core_config_init(&cfg);
+    cfg.backoff_max_ms = 4000;
+    core_t *c = s_new_cfg(1000, 0, &cfg); /* the core's: 1 s, 2 s, 4 s */
+    jobq_job_t j = s_job("q", "payload");
+    j.max_attempts = 5;
+    j.unique = "key-1";
+    j.unique_len = 5;
+    j.backoff_ms = 50; /* this job's: 50, 100, 200, 400 ms */
+    jobq_id_t own = s_put_job(c, &j, 0);
+    jobq_job_t k = s_job("q", "other");
+    k.max_attempts = 2;
+    jobq_id_t dflt = s_put_job(c, &k, 0);
+    core_worker_credit(c, W1, 2, 0);
+    core_job_view_t v[2];
+    ck_assert_uint_eq(s_take(c, W1, "q", 0, 2, v), 2);
+    ck_assert_jobq_ok(s_finish(c, W1, &dflt, 1, JOBQ_STATUS_FAILED, NULL, 0));
+    ck_assert_jobq_ok(core_peek(c, &dflt, &v[1]));
+    ck_assert_int_eq(v[1].ready_at_ms, 1000);
+    ck_assert_uint_eq(v[1].backoff_ms, 0);
+    int64_t now = 0;
+    static const int64_t want[] = {50, 100, 200, 400};
+    for (int a = 0; a < 4; a++) {
+        ck_assert_jobq_ok(s_finish(c, W1, &own, (uint32_t)a + 1, JOBQ_STATUS_FAILED, NULL, now));
+        ck_assert_jobq_ok(core_peek(c, &own, &v[0]));
+        ck_assert_int_eq(v[0].state, JOBQ_STATE_DELAYED);
+        ck_assert_int_eq(v[0].ready_at_ms - now, want[a]);
+        ck_assert_uint_eq(v[0].backoff_ms, 50);
+        /* the payload and unique key are intact next to the stored backoff */
+        ck_assert_mem_eq(v[0].payload, "payload", 7);
+        ck_assert_uint_eq(v[0].unique_len, 5);
+        ck_assert_mem_eq(v[0].unique, "key-1", 5);
+        now = v[0].ready_at_ms;
+        core_tick(c, now);
+        ck_assert_uint_eq(s_take(c, W1, "q", now, 1, v), 1);
+        ck_assert_uint_eq(v[0].attempt, (uint32_t)a + 2);
+    }
+    /* a job's backoff above the core's cap is used as it is */
+    jobq_job_t big = s_job("q2", "x");
+    big.max_attempts = 2;
+    big.backoff_ms = 10000;
+    jobq_id_t bid = s_put_job(c, &big, now);
+    core_worker_credit(c, W2, 1, now);
+    ck_assert_uint_eq(s_take(c, W2, "q2", now, 1, v), 1);
+    ck_assert_jobq_ok(s_finish(c, W2, &bid, 1, JOBQ_STATUS_FAILED, NULL, now));
+    ck_assert_jobq_ok(core_peek(c, &bid, &v[0]));
+    ck_assert_int_eq(v[0].ready_at_ms - now, 10000);
+    CORE_OK(c);
+    core_destroy(&c);
+}
+END_TEST
+
 START_TEST(test_zero_backoff_retries_at_once)
 {
     core_t *c = s_new();
@@ -1520,6 +1574,7 @@ main(void)
     tcase_add_test(tc, test_credit_is_never_exceeded);
     tcase_add_test(tc, test_failed_attempts_retry_with_growing_backoff_and_bounded_jitter);
     tcase_add_test(tc, test_zero_backoff_retries_at_once);
+    tcase_add_test(tc, test_a_jobs_own_backoff_overrides_the_cores_and_keeps_its_bytes);
     tcase_add_test(tc, test_job_dies_after_its_last_attempt_with_the_last_error);
     tcase_add_test(tc, test_dead_verdict_buries_with_attempts_left);
     tcase_add_test(tc, test_release_worker_hands_back_everything_it_holds);

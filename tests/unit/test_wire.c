@@ -291,6 +291,7 @@ s_full_job(jobq_job_t *j, int n)
     j->attempt = 2;
     j->unique = "order-42";
     j->unique_len = 8;
+    j->backoff_ms = 250;
 }
 
 /* A result with every field set. */
@@ -490,6 +491,7 @@ START_TEST(test_every_job_field_round_trips_including_nul_bytes)
     ck_assert_uint_eq(j->max_attempts, 5);
     ck_assert_uint_eq(j->attempt, 2);
     s_assert_bytes(j->unique, j->unique_len, "order-42", 8);
+    ck_assert_uint_eq(j->backoff_ms, 250);
     wire_msg_fini(&out);
     wire_buf_fini(&buf);
 }
@@ -519,6 +521,7 @@ START_TEST(test_absent_job_keys_take_the_job_init_defaults)
     ck_assert_uint_eq(j->ttr_ms, def.ttr_ms);
     ck_assert_uint_eq(j->max_attempts, def.max_attempts);
     ck_assert_uint_eq(j->attempt, 0);
+    ck_assert_uint_eq(j->backoff_ms, 0);
     ck_assert_uint_eq(j->unique_len, 0);
     ck_assert_ptr_null(j->unique);
     wire_msg_fini(&out);
