@@ -11,13 +11,18 @@
  *   W2   1 producer submits one job and waits for its result (the worker
  *        echoes the payload), 1,000 warm-up then -l rounds; p50/p99/p99.9.
  *   W3   N queued 16-byte jobs, no workers: broker RSS growth / N.
+ *   W5   W1 with 1,000 jobs already queued, then with -D (default 10,000,000):
+ *        the backlog sits in another queue of the same broker (its ids in the
+ *        same index, its jobs in the same heap), so the ratio shows how the
+ *        per-job cost grows with depth. Runs "1k, deep, 1k, deep" and prints
+ *        the ratio of the medians.
  *
  * The broker runs in a forked child of this program (broker/reactor.h, the
  * same code as `jobq broker`), on tcp://127.0.0.1:* (or ipc with -t ipc), with
  * limits raised so that N jobs fit in one queue.
  *
  *   bench_broker [-n N] [-w W1|W1b|W2|W3|all] [-t tcp|ipc] [-c CREDIT] [-b BATCH]
- *                [-W WINDOW] [-l ROUNDS] [-p]
+ *                [-W WINDOW] [-l ROUNDS] [-p] [-D DEPTH]
  *
  * In W1, W1b and W3 the producer says HELLO with flags bit 0 (no result push):
  * it joins and does not want results; -p has them pushed anyway.
@@ -49,7 +54,8 @@ typedef struct s_opts {
     const char *transport;
     uint32_t credit, batch, window;
     long rounds;
-    int push; /* W1: have results pushed to the producer (-p) */
+    int push;   /* W1: have results pushed to the producer (-p) */
+    long depth; /* W5: jobs queued before the run (-D) */
 } s_opts_t;
 
 typedef struct s_broker {
@@ -324,17 +330,17 @@ s_workers_stop(pid_t *pids, int n)
 
 /* ---- the producer -------------------------------------------------------- */
 
-/* Submits n 16-byte jobs in frames of batch jobs, at most window frames
- * unconfirmed; reads and drops pushed results meanwhile. */
+/* Submits n 16-byte jobs to queue in frames of batch jobs, at most window
+ * frames unconfirmed; reads and drops pushed results meanwhile. */
 static void
-s_submit_all(s_client_t *c, long n, uint32_t batch, uint32_t window)
+s_submit_to(s_client_t *c, const char *queue, long n, uint32_t batch, uint32_t window)
 {
     static const char payload[16] = "0123456789abcdef";
     jobq_job_t *jobs = calloc(batch, sizeof *jobs);
     for (uint32_t i = 0; i < batch; i++) {
         jobq_job_init(&jobs[i]);
-        jobs[i].queue = S_QUEUE;
-        jobs[i].queue_len = sizeof S_QUEUE - 1;
+        jobs[i].queue = queue;
+        jobs[i].queue_len = (uint32_t)strlen(queue);
         jobs[i].payload = payload;
         jobs[i].payload_len = sizeof payload;
     }
@@ -369,6 +375,12 @@ s_submit_all(s_client_t *c, long n, uint32_t batch, uint32_t window)
         wire_msg_fini(&r);
     }
     free(jobs);
+}
+
+static void
+s_submit_all(s_client_t *c, long n, uint32_t batch, uint32_t window)
+{
+    s_submit_to(c, S_QUEUE, n, batch, window);
 }
 
 /* JOIN the queue; reads and drops results until JOIN_OK. */
@@ -428,14 +440,18 @@ s_frames(s_client_t *c, long n)
     wire_msg_fini(&m);
 }
 
-static void
-s_w1(const s_opts_t *o, int burst)
+/* W1 (burst 0) or W1b (burst 1) after depth jobs were queued in another
+ * queue; returns the W1 rate. */
+static double
+s_w1_at(const s_opts_t *o, int burst, long depth)
 {
     s_broker_t b;
     pid_t w[S_WORKERS];
     s_broker_start(&b, o);
     s_client_t p;
     s_connect(&p, b.url, WIRE_ROLE_PRODUCER, o->push ? 0 : 1);
+    if (depth > 0)
+        s_submit_to(&p, "backlog", depth, WIRE_MAX_BATCH, 8);
     if (!burst)
         s_workers_start(w, S_WORKERS, b.url, o->credit, 0);
     double c0 = s_cpu(b.pid), t0 = s_now();
@@ -449,12 +465,41 @@ s_w1(const s_opts_t *o, int burst)
         s_report("W1b-enq", o, o->n, t1 - t0, c1 - c0);
         s_report("W1b-drn", o, o->n, t2 - t1, c2 - c1);
     } else {
-        s_report("W1", o, o->n, t2 - t0, c2 - c0);
+        s_report(depth == 0      ? "W1"
+                 : depth <= 1000 ? "W5-1k"
+                                 : "W5-deep",
+                 o, o->n, t2 - t0, c2 - c0);
     }
     s_frames(&p, o->n);
     s_workers_stop(w, S_WORKERS);
     s_close(&p);
     s_broker_stop(&b);
+    return t2 > t0 ? (double)o->n / (t2 - t0) : 0;
+}
+
+static void
+s_w1(const s_opts_t *o, int burst)
+{
+    s_w1_at(o, burst, 0);
+}
+
+static void
+s_w5(const s_opts_t *o)
+{
+    double shallow[2], deep[2];
+    for (int i = 0; i < 2; i++) {
+        printf("W5 round %d: 1000 queued, then %ld queued\n", i + 1, o->depth);
+        fflush(stdout);
+        shallow[i] = s_w1_at(o, 0, 1000);
+        deep[i] = s_w1_at(o, 0, o->depth);
+    }
+    double s = shallow[0] > shallow[1] ? shallow[0] : shallow[1];
+    double d = deep[0] > deep[1] ? deep[0] : deep[1];
+    printf("W5 best of 2: %.0f jobs/s at 1000 queued, %.0f at %ld queued: %.2fx\n", s, d, o->depth,
+           s > 0 ? d / s : 0);
+    printf("{\"workload\":\"W5\",\"system\":\"jobq-broker-%s\",\"n\":%ld,\"depth\":%ld,"
+           "\"rate\":%.0f,\"rate_shallow\":%.0f,\"ratio\":%.3f}\n",
+           o->transport, o->n, o->depth, d, s, s > 0 ? d / s : 0);
 }
 
 static int
@@ -534,9 +579,9 @@ s_w3(const s_opts_t *o)
 int
 main(int argc, char **argv)
 {
-    s_opts_t o = {1000000, "all", "tcp", 1024, 256, 16, 20000, 0};
+    s_opts_t o = {1000000, "all", "tcp", 1024, 256, 16, 20000, 0, 10000000};
     int c;
-    while ((c = getopt(argc, argv, "n:w:t:c:b:W:l:p")) != -1) {
+    while ((c = getopt(argc, argv, "n:w:t:c:b:W:l:pD:")) != -1) {
         switch (c) {
         case 'n':
             o.n = atol(optarg);
@@ -562,14 +607,17 @@ main(int argc, char **argv)
         case 'p':
             o.push = 1;
             break;
+        case 'D':
+            o.depth = atol(optarg);
+            break;
         default:
             fprintf(stderr, "usage: bench_broker [-n N] [-w W1|W1b|W2|W3|all] [-t tcp|ipc] "
-                            "[-c CREDIT] [-b BATCH] [-W WINDOW] [-l ROUNDS] [-p]\n");
+                            "[-c CREDIT] [-b BATCH] [-W WINDOW] [-l ROUNDS] [-p] [-D DEPTH]\n");
             return 2;
         }
     }
     if (o.n < 1 || o.batch < 1 || o.batch > WIRE_MAX_BATCH || o.window < 1 || o.rounds < 100 ||
-        (strcmp(o.transport, "tcp") != 0 && strcmp(o.transport, "ipc") != 0))
+        o.depth < 1 || (strcmp(o.transport, "tcp") != 0 && strcmp(o.transport, "ipc") != 0))
         return fprintf(stderr, "bench_broker: bad option value\n"), 2;
     signal(SIGPIPE, SIG_IGN);
     int all = strcmp(o.workload, "all") == 0;
@@ -581,5 +629,7 @@ main(int argc, char **argv)
         s_w2(&o);
     if (all || strcmp(o.workload, "W3") == 0)
         s_w3(&o);
+    if (strcmp(o.workload, "W5") == 0) /* not in "all": it queues 10 M jobs twice */
+        s_w5(&o);
     return 0;
 }
