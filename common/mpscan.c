@@ -109,6 +109,7 @@ typedef struct s_scan {
     uint64_t pending[WIRE_MAX_DEPTH + 1];
     int depth; /* open containers */
     uint64_t outstanding;
+    uint64_t declared; /* elements declared by every container so far */
 } s_scan_t;
 
 /* Reads the next value: skips a scalar's body or opens a container. Returns
@@ -143,6 +144,7 @@ s_step(s_scan_t *s, const char **why)
     if (h.elems) {
         s->pending[++s->depth] = h.elems;
         s->outstanding += h.elems;
+        s->declared += h.elems;
     }
     return JOBQ_OK;
 }
@@ -150,6 +152,14 @@ s_step(s_scan_t *s, const char **why)
 int
 wire_prescan(const void *data, size_t len, const char **why)
 {
+    uint64_t elems;
+    return wire_prescan_count(data, len, why, &elems);
+}
+
+int
+wire_prescan_count(const void *data, size_t len, const char **why, uint64_t *elems)
+{
+    *elems = 0;
     const char *dummy;
     if (!why)
         why = &dummy;
@@ -173,5 +183,6 @@ wire_prescan(const void *data, size_t len, const char **why)
         *why = "trailing bytes after the value";
         return JOBQ_EPROTO;
     }
+    *elems = s.declared;
     return JOBQ_OK;
 }

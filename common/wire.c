@@ -3,13 +3,14 @@
  * docs/PROTOCOL.md).
  *
  * Decoding runs in four steps: the frame length against max_frame, the raw
- * pre-scan (common/mpscan.c), msgpack_unpack_next, then a schema walk over
- * msgpack-c's object tree into a wire_msg_t. msgpack-c points str and bin
- * objects into the input bytes, so every slice of a decoded message points into
- * the caller's buffer and the msgpack zone is freed before wire_decode returns:
+ * pre-scan (common/mpscan.c), the tree reader of common/mpack.h (msgpack-c's
+ * object types, built into one array the pre-scan sized), then a schema walk
+ * over that tree into a wire_msg_t. str and bin objects point into the input
+ * bytes, so every slice of a decoded message points into the caller's buffer
+ * and the tree is freed before wire_decode returns:
  * a decoded message holds exactly one allocation (owned_), which carries every
- * array of the message. Encoding packs with a msgpack_packer whose write
- * callback appends to a wire_buf_t.
+ * array of the message. Encoding appends to a wire_buf_t with the inline
+ * writer of common/mpack.h.
  *
  * Invariants: nothing read from the wire reaches an assert; every error names
  * its field in msg->error; a failed decode holds no memory; a failed encode
@@ -17,6 +18,7 @@
  */
 #include "common/wire.h"
 #include "common/alloc.h"
+#include "common/mpack.h"
 #include "jobq/errors.h"
 
 #include <inttypes.h>
@@ -59,6 +61,7 @@ typedef struct s_field {
 #define S_ARRAY(k) {k, S_ARR, 0, 0, 0, 0, 0, 0}
 /* clang-format on */
 #define S_NFIELDS(a) ((int)(sizeof(a) / sizeof(a)[0]))
+#define S_STACK_OBJS 64u /* tree objects wire_decode keeps on the stack */
 
 static const s_field_t s_job_fields[] = {
     {"id", S_ID, 0, 0, 0, 0, offsetof(jobq_job_t, id), 0},
@@ -442,6 +445,16 @@ s_dec_field(wire_msg_t *m, const s_field_t *d, const msgpack_object *o, s_at_t a
 
 /* ---- decoding: maps ---------------------------------------------------- */
 
+/* Whether the NUL-terminated key equals k[0..len) (k may hold NULs). */
+static int
+s_key_is(const char *key, const char *k, uint32_t len)
+{
+    for (uint32_t i = 0; i < len; i++)
+        if (key[i] == '\0' || key[i] != k[i])
+            return 0;
+    return key[len] == '\0';
+}
+
 /* Looks key up in fs[0..n). Sets *idx to its index, or -1 for an unknown key
  * (skipped). A non-str key or a known key already in seen is an error. */
 static int
@@ -454,7 +467,7 @@ s_key(wire_msg_t *m, const msgpack_object *key, const s_field_t *fs, int n, s_at
     const char *k = key->via.str.ptr;
     uint32_t len = key->via.str.size;
     for (int i = 0; i < n && len; i++) {
-        if (fs[i].key[0] != k[0] || strlen(fs[i].key) != len || memcmp(fs[i].key, k, len) != 0)
+        if (fs[i].key[0] != k[0] || !s_key_is(fs[i].key, k, len))
             continue;
         if (*seen & (1u << i)) {
             at.key = fs[i].key;
@@ -506,13 +519,184 @@ s_deliver_check(wire_msg_t *m, const jobq_job_t *j, uint32_t i, int code)
     return 0;
 }
 
+/* ---- decoding: the fast paths for jobs and results ---------------------- */
+
+/* Like the encoder's, these read plainly valid job and result maps directly;
+ * anything else (a wrong type, a value out of range, a duplicate or missing
+ * key) makes them return 0 and the generic s_dec_map decodes the map again,
+ * failing with the exact error text. Unknown keys are skipped by both. */
+
+/* Whether key o is the str lit (given with its length). */
+#define S_IS(o, lit)                                                                               \
+    ((o)->via.str.size == sizeof(lit) - 1 && memcmp((o)->via.str.ptr, (lit), sizeof(lit) - 1) == 0)
+
+/* A uint within max into *v. */
 static int
-s_dec_job(wire_msg_t *m, const msgpack_object *o, uint32_t i, jobq_job_t *job)
+s_u(const msgpack_object *o, uint64_t max, uint64_t *v)
+{
+    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 > max)
+        return 0;
+    *v = o->via.u64;
+    return 1;
+}
+
+/* A str (is_str) or bin of at most max bytes; empty gives (NULL, 0). */
+static int
+s_sl(const msgpack_object *o, int is_str, uint32_t max, const void **p, uint32_t *n)
+{
+    if (o->type != (is_str ? MSGPACK_OBJECT_STR : MSGPACK_OBJECT_BIN) || o->via.str.size > max)
+        return 0;
+    *n = o->via.str.size;
+    *p = *n ? o->via.str.ptr : NULL;
+    return 1;
+}
+
+static int
+s_i32(const msgpack_object *o, int32_t *v)
+{
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= INT32_MAX)
+        *v = (int32_t)o->via.u64;
+    else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER && o->via.i64 >= INT32_MIN)
+        *v = (int32_t)o->via.i64;
+    else
+        return 0;
+    return 1;
+}
+
+/* Decodes a job map into job (initialised by the caller); 1 on success.
+ * (qok, qok_len) is the last queue name found valid in this frame. */
+static int
+s_dec_job_fast(const msgpack_object *o, jobq_job_t *j, const char **qok, uint32_t *qok_len)
+{
+    if (o->type != MSGPACK_OBJECT_MAP)
+        return 0;
+    uint32_t seen = 0, bit;
+    uint64_t v = 0;
+    const void *p = NULL;
+    for (uint32_t k = 0; k < o->via.map.size; k++) {
+        const msgpack_object *key = &o->via.map.ptr[k].key, *val = &o->via.map.ptr[k].val;
+        int ok = 1;
+        if (key->type != MSGPACK_OBJECT_STR)
+            return 0;
+        if (S_IS(key, "q")) {
+            bit = 1u << 0;
+            ok = s_sl(val, 1, JOBQ_QUEUE_NAME_MAX, &p, &j->queue_len) && j->queue_len > 0;
+            j->queue = p;
+            if (ok && (j->queue_len != *qok_len || memcmp(j->queue, *qok, j->queue_len) != 0)) {
+                ok = jobq_queue_name_valid(j->queue, j->queue_len);
+                *qok = j->queue;
+                *qok_len = ok ? j->queue_len : 0;
+            }
+        } else if (S_IS(key, "p")) {
+            bit = 1u << 1;
+            ok = s_sl(val, 0, JOBQ_PAYLOAD_MAX, &j->payload, &j->payload_len);
+        } else if (S_IS(key, "id")) {
+            bit = 1u << 2;
+            ok = val->type == MSGPACK_OBJECT_BIN && val->via.bin.size == sizeof j->id.b;
+            if (ok)
+                memcpy(j->id.b, val->via.bin.ptr, sizeof j->id.b);
+        } else if (S_IS(key, "att")) {
+            bit = 1u << 3;
+            ok = s_u(val, UINT32_MAX, &v);
+            j->attempt = (uint32_t)v;
+        } else if (S_IS(key, "pri")) {
+            bit = 1u << 4;
+            ok = s_u(val, UINT32_MAX, &v);
+            j->priority = (uint32_t)v;
+        } else if (S_IS(key, "ttr")) {
+            bit = 1u << 5;
+            ok = s_u(val, UINT32_MAX, &v) && v >= 1;
+            j->ttr_ms = (uint32_t)v;
+        } else if (S_IS(key, "max")) {
+            bit = 1u << 6;
+            ok = s_u(val, UINT32_MAX, &v) && v >= 1;
+            j->max_attempts = (uint32_t)v;
+        } else if (S_IS(key, "delay")) {
+            bit = 1u << 7;
+            ok = s_u(val, UINT64_MAX, &j->delay_ms);
+        } else if (S_IS(key, "uniq")) {
+            bit = 1u << 8;
+            ok = s_sl(val, 1, JOBQ_UNIQUE_KEY_MAX, &p, &j->unique_len);
+            j->unique = p;
+        } else if (S_IS(key, "bo")) {
+            bit = 1u << 9;
+            ok = s_u(val, UINT32_MAX, &v);
+            j->backoff_ms = (uint32_t)v;
+        } else {
+            continue; /* unknown keys are skipped */
+        }
+        if (!ok || (seen & bit))
+            return 0;
+        seen |= bit;
+    }
+    return (seen & 1u) != 0; /* q is required */
+}
+
+/* Decodes a result map into r (initialised by the caller); 1 on success. */
+static int
+s_dec_result_fast(const msgpack_object *o, jobq_result_t *r)
+{
+    if (o->type != MSGPACK_OBJECT_MAP)
+        return 0;
+    uint32_t seen = 0, bit;
+    uint64_t v = 0;
+    const void *p = NULL;
+    for (uint32_t k = 0; k < o->via.map.size; k++) {
+        const msgpack_object *key = &o->via.map.ptr[k].key, *val = &o->via.map.ptr[k].val;
+        int ok = 1;
+        if (key->type != MSGPACK_OBJECT_STR)
+            return 0;
+        if (S_IS(key, "id")) {
+            bit = 1u << 0;
+            ok = val->type == MSGPACK_OBJECT_BIN && val->via.bin.size == sizeof r->id.b;
+            if (ok)
+                memcpy(r->id.b, val->via.bin.ptr, sizeof r->id.b);
+        } else if (S_IS(key, "att")) {
+            bit = 1u << 1;
+            ok = s_u(val, UINT32_MAX, &v);
+            r->attempt = (uint32_t)v;
+        } else if (S_IS(key, "st")) {
+            bit = 1u << 2;
+            ok = s_u(val, JOBQ_STATUS_COUNT_ - 1, &v);
+            r->status = (jobq_status)v;
+        } else if (S_IS(key, "exit")) {
+            bit = 1u << 3;
+            ok = s_i32(val, &r->exit_code);
+        } else if (S_IS(key, "sig")) {
+            bit = 1u << 4;
+            ok = s_i32(val, &r->signal);
+        } else if (S_IS(key, "dur")) {
+            bit = 1u << 5;
+            ok = s_u(val, UINT64_MAX, &r->duration_us);
+        } else if (S_IS(key, "out")) {
+            bit = 1u << 6;
+            ok = s_sl(val, 0, JOBQ_PAYLOAD_MAX, &r->output, &r->output_len);
+        } else if (S_IS(key, "err")) {
+            bit = 1u << 7;
+            ok = s_sl(val, 1, JOBQ_ERROR_TEXT_MAX, &p, &r->error_len);
+            r->error = p;
+        } else {
+            continue;
+        }
+        if (!ok || (seen & bit))
+            return 0;
+        seen |= bit;
+    }
+    return (seen & 7u) == 7u; /* id, att and st are required */
+}
+
+static int
+s_dec_job(wire_msg_t *m, const msgpack_object *o, uint32_t i, jobq_job_t *job, const char **qok,
+          uint32_t *qok_len)
 {
     uint32_t seen;
+    int rc = 0;
     jobq_job_init(job);
-    int rc = s_dec_map(m, o, s_job_fields, S_NFIELDS(s_job_fields), (s_at_t){"jobs", i, NULL}, job,
+    if (!s_dec_job_fast(o, job, qok, qok_len)) {
+        jobq_job_init(job);
+        rc = s_dec_map(m, o, s_job_fields, S_NFIELDS(s_job_fields), (s_at_t){"jobs", i, NULL}, job,
                        &seen, NULL);
+    }
     if (rc == 0 && m->type == WIRE_DELIVER)
         rc = s_deliver_check(m, job, i, JOBQ_EPROTO);
     return rc;
@@ -522,6 +706,9 @@ static int
 s_dec_result(wire_msg_t *m, const msgpack_object *o, uint32_t i, jobq_result_t *r)
 {
     uint32_t seen;
+    jobq_result_init(r);
+    if (s_dec_result_fast(o, r))
+        return 0;
     jobq_result_init(r);
     return s_dec_map(m, o, s_result_fields, S_NFIELDS(s_result_fields),
                      (s_at_t){"results", i, NULL}, r, &seen, NULL);
@@ -595,9 +782,11 @@ s_fill_arrays(wire_msg_t *m, const msgpack_object *const *keep)
         "queues", S_QN, 0, 0, JOBQ_QUEUE_NAME_MAX, 0, 0, offsetof(wire_str_t, len)};
     int rc = 0;
     const msgpack_object *a;
+    const char *qok = NULL;
+    uint32_t qok_len = 0;
     a = m->njobs ? s_elems(keep, WIRE_F_JOBS) : NULL;
     for (uint32_t i = 0; rc == 0 && i < m->njobs; i++)
-        rc = s_dec_job(m, &a[i], i, &m->jobs[i]);
+        rc = s_dec_job(m, &a[i], i, &m->jobs[i], &qok, &qok_len);
     a = m->nresults ? s_elems(keep, WIRE_F_RESULTS) : NULL;
     for (uint32_t i = 0; rc == 0 && i < m->nresults; i++)
         rc = s_dec_result(m, &a[i], i, &m->results[i]);
@@ -673,18 +862,21 @@ wire_decode(wire_msg_t *msg, const void *data, size_t len, size_t max_frame)
     if (len > max_frame)
         return s_fail(msg, JOBQ_ETOOBIG, "frame: %zu bytes, limit %zu", len, max_frame);
     const char *why;
-    int rc = wire_prescan(data, len, &why);
+    uint64_t elems;
+    int rc = wire_prescan_count(data, len, &why, &elems);
     if (rc != JOBQ_OK)
         return s_fail(msg, rc, "frame: %s", why);
-    msgpack_unpacked up;
-    msgpack_unpacked_init(&up);
-    size_t off = 0;
-    msgpack_unpack_return ur = msgpack_unpack_next(&up, data, len, &off);
-    if (ur != MSGPACK_UNPACK_SUCCESS || off != len)
-        rc = s_fail(msg, JOBQ_EPROTO, "frame: msgpack-c refused it (%d)", (int)ur);
+    /* The tree: on the stack for small frames (a heartbeat, a one-job
+     * submit), else one block sized by the pre-scan's element count. */
+    msgpack_object stack[S_STACK_OBJS], root, *objs = stack;
+    if (elems > S_STACK_OBJS)
+        objs = jobq_malloc((size_t)elems * sizeof *objs);
+    if (mpack_unpack(data, len, elems, objs, &root) != 0)
+        rc = s_fail(msg, JOBQ_EPROTO, "frame: not one msgpack value");
     else
-        rc = s_frame(msg, &up.data);
-    msgpack_unpacked_destroy(&up);
+        rc = s_frame(msg, &root);
+    if (objs != stack)
+        jobq_free(objs);
     if (rc != JOBQ_OK) { /* hold nothing; keep what a reply needs */
         wire_msg_t keep = *msg;
         wire_msg_fini(msg);
@@ -698,25 +890,6 @@ wire_decode(wire_msg_t *msg, const void *data, size_t len, size_t max_frame)
 }
 
 /* ---- encoding ---------------------------------------------------------- */
-
-/* msgpack_packer write callback: appends to a wire_buf_t. */
-static int
-s_write(void *data, const char *buf, size_t len)
-{
-    wire_buf_t *b = data;
-    if (len == 0) /* empty str/bin bodies: buf may be NULL */
-        return 0;
-    if (b->cap - b->len < len) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap - b->len < len)
-            cap *= 2;
-        b->data = jobq_realloc(b->data, cap);
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, buf, len);
-    b->len += len;
-    return 0;
-}
 
 /* Checks a field value the way the decoder will. */
 static int
@@ -759,28 +932,27 @@ s_emit(const s_field_t *d, const void *base)
 
 /* Packs key and value of one field. "data" (S_ANY) goes out as bin. */
 static void
-s_enc_field(msgpack_packer *pk, const s_field_t *d, const void *base)
+s_enc_field(wire_buf_t *pk, const s_field_t *d, const void *base)
 {
     const void *p;
-    msgpack_pack_str_with_body(pk, d->key, strlen(d->key));
+    mpack_str(pk, d->key, strlen(d->key));
     if (d->type == S_ID) {
-        msgpack_pack_bin_with_body(pk, (const char *)base + d->off, sizeof(jobq_id_t));
+        mpack_bin(pk, (const char *)base + d->off, sizeof(jobq_id_t));
     } else if (s_is_slice(d)) {
         uint32_t n = s_get_slice(d, base, &p);
         if (d->type == S_STR || d->type == S_QN)
-            msgpack_pack_str_with_body(pk, p, n);
+            mpack_str(pk, p, n);
         else
-            msgpack_pack_bin_with_body(pk, p, n);
+            mpack_bin(pk, p, n);
     } else if (d->type == S_I32)
-        msgpack_pack_int64(pk, (int64_t)s_get_int(d, base));
+        mpack_int(pk, (int64_t)s_get_int(d, base));
     else
-        msgpack_pack_uint64(pk, s_get_int(d, base));
+        mpack_uint(pk, s_get_int(d, base));
 }
 
 /* Checks every field of a job or result, then packs the map. */
 static int
-s_enc_map(wire_msg_t *m, msgpack_packer *pk, const s_field_t *fs, int n, s_at_t at,
-          const void *base)
+s_enc_map(wire_msg_t *m, wire_buf_t *pk, const s_field_t *fs, int n, s_at_t at, const void *base)
 {
     size_t count = 0;
     for (int f = 0; f < n; f++) {
@@ -789,24 +961,157 @@ s_enc_map(wire_msg_t *m, msgpack_packer *pk, const s_field_t *fs, int n, s_at_t 
             return rc;
         count += (size_t)s_emit(&fs[f], base);
     }
-    msgpack_pack_map(pk, count);
+    mpack_map(pk, count);
     for (int f = 0; f < n; f++)
         if (s_emit(&fs[f], base))
             s_enc_field(pk, &fs[f], base);
     return 0;
 }
 
+/* ---- encoding: the fast paths for jobs and results ---------------------- */
+
+/* The broker encodes one job or result map per job it handles, so these two
+ * write them directly, with the checks that matter for valid records. Any
+ * value the fast check does not accept goes to the generic s_enc_map, which
+ * fails with the exact error text; the bytes written are the same either
+ * way (test_wire and fuzz_frame compare them). */
+
+/* Appends a key given as a fixstr (the key's bytes with their header). */
+#define S_KEY(pk, lit) mpack_body((pk), (lit), sizeof(lit) - 1)
+
+/* A slice that the generic check accepts: within max, not NULL when set. */
+static int
+s_slice_ok(const void *p, uint32_t n, uint32_t max)
+{
+    return n <= max && (n == 0 || p != NULL);
+}
+
+/* Returns 1 and packs job when every field is plainly valid; else 0 and
+ * writes nothing. *qok caches the last queue name found valid. */
+static int
+s_enc_job_fast(wire_buf_t *pk, const jobq_job_t *j, const void **qok, uint32_t *qok_len)
+{
+    if (j->queue_len < 1 || !s_slice_ok(j->payload, j->payload_len, JOBQ_PAYLOAD_MAX) ||
+        !s_slice_ok(j->unique, j->unique_len, JOBQ_UNIQUE_KEY_MAX) || j->ttr_ms < 1 ||
+        j->max_attempts < 1 || !j->queue)
+        return 0;
+    if (j->queue != *qok || j->queue_len != *qok_len) {
+        if (!jobq_queue_name_valid(j->queue, j->queue_len))
+            return 0;
+        *qok = j->queue;
+        *qok_len = j->queue_len;
+    }
+    int id = !jobq_id_is_zero(&j->id);
+    unsigned n = (unsigned)id + 1 + (j->payload_len > 0) + (j->priority != JOBQ_PRIORITY_DEFAULT) +
+                 (j->delay_ms != 0) + (j->ttr_ms != JOBQ_TTR_DEFAULT_MS) +
+                 (j->max_attempts != JOBQ_ATTEMPTS_DEFAULT) + (j->attempt != 0) +
+                 (j->unique_len > 0) + (j->backoff_ms != 0);
+    mpack_map(pk, n);
+    if (id) {
+        S_KEY(pk, "\xa2id");
+        mpack_bin(pk, j->id.b, sizeof j->id.b);
+    }
+    S_KEY(pk, "\xa1q");
+    mpack_str(pk, j->queue, j->queue_len);
+    if (j->payload_len) {
+        S_KEY(pk, "\xa1p");
+        mpack_bin(pk, j->payload, j->payload_len);
+    }
+    if (j->priority != JOBQ_PRIORITY_DEFAULT) {
+        S_KEY(pk, "\xa3pri");
+        mpack_uint(pk, j->priority);
+    }
+    if (j->delay_ms) {
+        S_KEY(pk, "\xa5"
+                  "delay");
+        mpack_uint(pk, j->delay_ms);
+    }
+    if (j->ttr_ms != JOBQ_TTR_DEFAULT_MS) {
+        S_KEY(pk, "\xa3ttr");
+        mpack_uint(pk, j->ttr_ms);
+    }
+    if (j->max_attempts != JOBQ_ATTEMPTS_DEFAULT) {
+        S_KEY(pk, "\xa3max");
+        mpack_uint(pk, j->max_attempts);
+    }
+    if (j->attempt) {
+        S_KEY(pk, "\xa3"
+                  "att");
+        mpack_uint(pk, j->attempt);
+    }
+    if (j->unique_len) {
+        S_KEY(pk, "\xa4uniq");
+        mpack_str(pk, j->unique, j->unique_len);
+    }
+    if (j->backoff_ms) {
+        S_KEY(pk, "\xa2"
+                  "bo");
+        mpack_uint(pk, j->backoff_ms);
+    }
+    return 1;
+}
+
+/* Returns 1 and packs r when every field is plainly valid; else 0. */
+static int
+s_enc_result_fast(wire_buf_t *pk, const jobq_result_t *r)
+{
+    if ((unsigned)r->status >= JOBQ_STATUS_COUNT_ ||
+        !s_slice_ok(r->output, r->output_len, JOBQ_PAYLOAD_MAX) ||
+        !s_slice_ok(r->error, r->error_len, JOBQ_ERROR_TEXT_MAX))
+        return 0;
+    unsigned n = 3 + (r->exit_code != 0) + (r->signal != 0) + (r->duration_us != 0) +
+                 (r->output_len > 0) + (r->error_len > 0);
+    mpack_map(pk, n);
+    S_KEY(pk, "\xa2id");
+    mpack_bin(pk, r->id.b, sizeof r->id.b);
+    S_KEY(pk, "\xa3"
+              "att");
+    mpack_uint(pk, r->attempt);
+    S_KEY(pk, "\xa2st");
+    mpack_uint(pk, (uint64_t)r->status);
+    if (r->exit_code) {
+        S_KEY(pk, "\xa4"
+                  "exit");
+        mpack_int(pk, r->exit_code);
+    }
+    if (r->signal) {
+        S_KEY(pk, "\xa3sig");
+        mpack_int(pk, r->signal);
+    }
+    if (r->duration_us) {
+        S_KEY(pk, "\xa3"
+                  "dur");
+        mpack_uint(pk, r->duration_us);
+    }
+    if (r->output_len) {
+        S_KEY(pk, "\xa3out");
+        mpack_bin(pk, r->output, r->output_len);
+    }
+    if (r->error_len) {
+        S_KEY(pk, "\xa3"
+                  "err");
+        mpack_str(pk, r->error, r->error_len);
+    }
+    return 1;
+}
+
 /* Packs the jobs or results array, checking each entry and the frame size. */
 static int
-s_enc_batch(wire_msg_t *m, msgpack_packer *pk, wire_buf_t *out, size_t start, uint32_t bit)
+s_enc_batch(wire_msg_t *m, wire_buf_t *pk, wire_buf_t *out, size_t start, uint32_t bit)
 {
     int jobs = bit == WIRE_F_JOBS, rc = 0;
     uint32_t n = jobs ? m->njobs : m->nresults;
-    msgpack_pack_array(pk, n);
+    const void *qok = NULL;
+    uint32_t qok_len = 0;
+    mpack_array(pk, n);
     for (uint32_t i = 0; rc == 0 && i < n; i++) {
         if (jobs && m->type == WIRE_DELIVER)
             rc = s_deliver_check(m, &m->jobs[i], i, JOBQ_EINVAL);
-        if (rc == 0 && jobs)
+        if (rc == 0 && jobs && s_enc_job_fast(pk, &m->jobs[i], &qok, &qok_len))
+            ;
+        else if (rc == 0 && !jobs && s_enc_result_fast(pk, &m->results[i]))
+            ;
+        else if (rc == 0 && jobs)
             rc = s_enc_map(m, pk, s_job_fields, S_NFIELDS(s_job_fields), (s_at_t){"jobs", i, NULL},
                            &m->jobs[i]);
         else if (rc == 0)
@@ -821,24 +1126,24 @@ s_enc_batch(wire_msg_t *m, msgpack_packer *pk, wire_buf_t *out, size_t start, ui
 
 /* Packs the ids, codes, leases or queues array. */
 static int
-s_enc_list(wire_msg_t *m, msgpack_packer *pk, uint32_t bit)
+s_enc_list(wire_msg_t *m, wire_buf_t *pk, uint32_t bit)
 {
     uint32_t n = bit == WIRE_F_IDS      ? m->nids
                  : bit == WIRE_F_CODES  ? m->ncodes
                  : bit == WIRE_F_LEASES ? m->nleases
                                         : m->nqueues;
-    msgpack_pack_array(pk, n);
+    mpack_array(pk, n);
     for (uint32_t i = 0; i < n; i++) {
         if (bit == WIRE_F_IDS) {
-            msgpack_pack_bin_with_body(pk, m->ids[i].b, sizeof m->ids[i].b);
+            mpack_bin(pk, m->ids[i].b, sizeof m->ids[i].b);
         } else if (bit == WIRE_F_CODES) {
-            msgpack_pack_uint32(pk, m->codes[i]);
+            mpack_uint(pk, m->codes[i]);
         } else if (bit == WIRE_F_LEASES) {
-            msgpack_pack_array(pk, 2);
-            msgpack_pack_bin_with_body(pk, m->leases[i].id.b, sizeof m->leases[i].id.b);
-            msgpack_pack_uint32(pk, m->leases[i].attempt);
+            mpack_array(pk, 2);
+            mpack_bin(pk, m->leases[i].id.b, sizeof m->leases[i].id.b);
+            mpack_uint(pk, m->leases[i].attempt);
         } else if (jobq_queue_name_valid(m->queues[i].ptr, m->queues[i].len)) {
-            msgpack_pack_str_with_body(pk, m->queues[i].ptr, m->queues[i].len);
+            mpack_str(pk, m->queues[i].ptr, m->queues[i].len);
         } else {
             return s_failat(m, JOBQ_EINVAL, (s_at_t){"queues", i, NULL}, "not a valid queue name");
         }
@@ -879,12 +1184,11 @@ wire_encode(wire_msg_t *msg, wire_buf_t *out)
     if (rc != JOBQ_OK)
         return rc;
     size_t start = out->len;
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, out, s_write);
-    msgpack_pack_array(&pk, 3);
-    msgpack_pack_uint32(&pk, WIRE_VERSION);
-    msgpack_pack_uint32(&pk, (uint32_t)msg->type);
-    msgpack_pack_map(&pk, (size_t)__builtin_popcount(msg->fields));
+    wire_buf_t *pk = out;
+    mpack_array(pk, 3);
+    mpack_uint(pk, WIRE_VERSION);
+    mpack_uint(pk, (uint32_t)msg->type);
+    mpack_map(pk, (size_t)__builtin_popcount(msg->fields));
     for (int i = 0; rc == 0 && i < S_NBODY; i++) {
         const s_field_t *d = &s_body_fields[i];
         uint32_t bit = 1u << i;
@@ -893,14 +1197,14 @@ wire_encode(wire_msg_t *msg, wire_buf_t *out)
         if (d->type != S_ARR) {
             rc = s_chk_field(msg, d, msg, (s_at_t){NULL, 0, d->key});
             if (rc == 0)
-                s_enc_field(&pk, d, msg);
+                s_enc_field(pk, d, msg);
             continue;
         }
-        msgpack_pack_str_with_body(&pk, d->key, strlen(d->key));
+        mpack_str(pk, d->key, strlen(d->key));
         if (bit == WIRE_F_JOBS || bit == WIRE_F_RESULTS)
-            rc = s_enc_batch(msg, &pk, out, start, bit);
+            rc = s_enc_batch(msg, pk, out, start, bit);
         else
-            rc = s_enc_list(msg, &pk, bit);
+            rc = s_enc_list(msg, pk, bit);
     }
     if (rc == 0 && out->len - start > WIRE_MAX_FRAME)
         rc = s_fail(msg, JOBQ_ETOOBIG, "frame: %zu bytes, limit %u", out->len - start,

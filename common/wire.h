@@ -164,6 +164,11 @@ void wire_msg_fini(wire_msg_t *msg);
  * is not NULL it receives a static text naming the problem. Allocates nothing. */
 int wire_prescan(const void *data, size_t len, const char **why);
 
+/* wire_prescan, and on JOBQ_OK *elems gets the number of elements every array
+ * and map declares (a map pair counts two): at most len, the room the tree
+ * reader (common/mpack.h) needs. */
+int wire_prescan_count(const void *data, size_t len, const char **why, uint64_t *elems);
+
 /* Decodes one frame into msg (which it initialises). max_frame limits len
  * (0 means WIRE_MAX_FRAME). Returns JOBQ_OK; JOBQ_ETOOBIG; JOBQ_EPROTO for
  * malformed msgpack or a schema violation; JOBQ_EVERSION for another version
@@ -172,7 +177,8 @@ int wire_prescan(const void *data, size_t len, const char **why);
  * read, msg->req the request number if it was read (then fields has
  * WIRE_F_REQ), so that an ERROR reply can echo it; msg holds nothing to free
  * (but wire_msg_fini is still safe). Allocation: none for a frame the pre-scan
- * refuses; else msgpack-c's zone (freed before returning) and one block for
+ * refuses; else the object tree (on the stack for small frames, else one block
+ * of 24 bytes per declared element, freed before returning) and one block for
  * the arrays, never anything per job. */
 int wire_decode(wire_msg_t *msg, const void *data, size_t len, size_t max_frame);
 

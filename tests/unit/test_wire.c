@@ -14,6 +14,7 @@
 #include <malloc.h>
 #include <msgpack.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -494,6 +495,39 @@ START_TEST(test_every_job_field_round_trips_including_nul_bytes)
     ck_assert_uint_eq(j->backoff_ms, 250);
     wire_msg_fini(&out);
     wire_buf_fini(&buf);
+}
+END_TEST
+
+/* The valid_* and full_* frames of the fuzz corpus were written by the
+ * canonical encoder when the corpus was made (tests/fuzz/tools): decoding each
+ * and encoding it again must give the very same bytes, whichever encoding
+ * path (the job/result fast paths or the generic one) writes them. */
+START_TEST(test_corpus_frames_re_encode_to_the_same_bytes)
+{
+    const char *src = getenv("JOBQ_SOURCE_DIR");
+    ck_assert_ptr_nonnull(src);
+    static const char *const names[] = {
+        "full_submit",    "full_deliver",     "full_result",  "full_results",
+        "full_submit_ok", "full_extend",      "full_ready",   "full_hello",
+        "full_error",     "full_stats_reply", "valid_submit", "valid_deliver",
+        "valid_result",   "valid_results",    "full_wait",    "full_admin"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/tests/fuzz/corpus/frame/%s", src, names[i]);
+        FILE *f = fopen(path, "rb");
+        ck_assert_msg(f != NULL, "%s", path);
+        static char bytes[1 << 16];
+        size_t n = fread(bytes, 1, sizeof bytes, f);
+        fclose(f);
+        wire_msg_t m;
+        ck_assert_msg(wire_decode(&m, bytes, n, 0) == JOBQ_OK, "%s: %s", names[i], m.error);
+        wire_buf_t buf = {0};
+        ck_assert_jobq_ok(wire_encode(&m, &buf));
+        ck_assert_msg(buf.len == n && memcmp(buf.data, bytes, n) == 0,
+                      "%s: %zu bytes re-encoded to %zu different ones", names[i], n, buf.len);
+        wire_buf_fini(&buf);
+        wire_msg_fini(&m);
+    }
 }
 END_TEST
 
@@ -1468,6 +1502,7 @@ main(void)
     tcase_add_test(tc, test_valid_frame_decode_allocation_is_bounded);
     tcase_add_test(tc, test_encode_validates_and_leaves_the_buffer_unchanged);
     tcase_add_test(tc, test_encode_refuses_frames_over_the_frame_limit);
+    tcase_add_test(tc, test_corpus_frames_re_encode_to_the_same_bytes);
     suite_add_tcase(s, tc);
     return jobq_test_run(s);
 }
