@@ -16,6 +16,7 @@
 #include "broker/reactor.h"
 #include "cli/commands.h"
 #include "common/clock.h"
+#include "common/curve.h"
 #include "common/url.h"
 #include "common/wire.h"
 #include "jobq/errors.h"
@@ -198,19 +199,29 @@ s_open(s_conn_t *c, const s_args_t *a)
         fprintf(stderr, "jobq %s: '%s' is not a broker URL (tcp:// or ipc://)\n", a->cmd, url);
         return JOBQ_EURL;
     }
-    int zero = 0;
+    int zero = 0, rc;
     c->ctx = zmq_ctx_new();
     c->sock = zmq_socket(c->ctx, ZMQ_DEALER);
     zmq_setsockopt(c->sock, ZMQ_LINGER, &zero, sizeof zero);
     c->deadline_ms = jobq_deadline_ms(a->timeout_ms);
+    const char *ck = jobq_cli_curve_key(), *cs = jobq_cli_curve_server();
+    if ((ck || cs) && (!ck || !cs)) {
+        fprintf(stderr, "jobq %s: CURVE needs both --curve-key and --curve-server\n", a->cmd);
+        return JOBQ_EINVAL;
+    }
+    if (ck && (rc = jobq_curve_client_setup(c->sock, ck, cs, why, sizeof why)) != JOBQ_OK) {
+        fprintf(stderr, "jobq %s: %s\n", a->cmd, why);
+        return rc;
+    }
     if (zmq_connect(c->sock, u.endpoint) != 0)
         return JOBQ_ESYS;
     wire_msg_t h, w;
+    wire_msg_init(&w, WIRE_ERROR);
     wire_msg_init(&h, WIRE_HELLO);
     h.fields = WIRE_F_ROLE | WIRE_F_NAME;
     h.role = WIRE_ROLE_ADMIN;
     h.name = (wire_str_t){"jobq-admin", 10};
-    int rc = s_send(c, &h);
+    rc = s_send(c, &h);
     if (rc == JOBQ_OK)
         rc = s_recv(c, &w);
     if (rc == JOBQ_OK && w.type != WIRE_WELCOME)

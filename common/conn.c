@@ -9,6 +9,7 @@
 #include "common/conn.h"
 #include "common/alloc.h"
 #include "common/clock.h"
+#include "common/curve.h"
 #include "common/log.h"
 #include "jobq/errors.h"
 #include "jobq/version.h"
@@ -22,6 +23,7 @@ struct conn {
     void *sock;
     char *endpoint;
     char *name;
+    char *curve_key, *curve_server; /* CURVE key files, read at each socket open; NULL = none */
     int role;
     uint32_t hb_wanted_ms, hb_ms, flags;
     uint32_t hello_flags; /* sent in HELLO when non-zero */
@@ -47,6 +49,15 @@ conn_new(const char *endpoint, int role, const char *name, uint32_t hb_ms)
     c->hb_ms = c->hb_wanted_ms;
     c->next_req = 1;
     return c;
+}
+
+void
+conn_set_curve(conn_t *c, const char *key_file, const char *server_pub)
+{
+    jobq_free(c->curve_key);
+    jobq_free(c->curve_server);
+    c->curve_key = key_file ? jobq_strdup(key_file) : NULL;
+    c->curve_server = server_pub ? jobq_strdup(server_pub) : NULL;
 }
 
 void
@@ -92,6 +103,8 @@ conn_destroy(conn_t **c_p)
     wire_buf_fini(&c->out);
     jobq_free(c->endpoint);
     jobq_free(c->name);
+    jobq_free(c->curve_key);
+    jobq_free(c->curve_server);
     jobq_free(c);
     *c_p = NULL;
 }
@@ -108,6 +121,20 @@ s_open_socket(conn_t *c)
     zmq_setsockopt(c->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(c->sock, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
     zmq_setsockopt(c->sock, ZMQ_HEARTBEAT_TIMEOUT, &tmo, sizeof tmo);
+    if (c->curve_key || c->curve_server) {
+        char why[512];
+        int rc =
+            !c->curve_key || !c->curve_server
+                ? JOBQ_EINVAL
+                : jobq_curve_client_setup(c->sock, c->curve_key, c->curve_server, why, sizeof why);
+        if (rc != JOBQ_OK) {
+            LOG_WARN("%s", rc == JOBQ_EINVAL ? "CURVE needs both a key file and the server's "
+                                               "public key file"
+                                             : why);
+            s_close_socket(c);
+            return rc;
+        }
+    }
     if (zmq_connect(c->sock, c->endpoint) != 0) {
         LOG_WARN("cannot connect to %s: %s", c->endpoint, zmq_strerror(zmq_errno()));
         s_close_socket(c);

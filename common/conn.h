@@ -24,6 +24,15 @@ typedef struct conn conn_t;
  * asking for heartbeats every hb_ms (0: CONN_HB_DEFAULT_MS). Caller owns it. */
 conn_t *conn_new(const char *endpoint, int role, const char *name, uint32_t hb_ms);
 
+/* Makes the connection a CURVE client from the next conn_connect on:
+ * key_file is this client's key pair (jobq keygen's NAME.key), server_pub
+ * the broker's public key file; both paths are copied and the files read at
+ * each socket open (keys are not kept in memory between opens). NULL, NULL
+ * turns CURVE off. A file that cannot be used makes conn_connect return
+ * JOBQ_EFORBIDDEN, JOBQ_ECORRUPT, JOBQ_ENOTFOUND or JOBQ_EINVAL (one given
+ * without the other), with the reason logged. */
+void conn_set_curve(conn_t *c, const char *key_file, const char *server_pub);
+
 /* Sets the flags sent in HELLO from the next conn_connect on (WIRE HELLO
  * flags; bit 0, producers: the broker pushes no results). 0, the default,
  * sends no flags field. */

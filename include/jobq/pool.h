@@ -97,6 +97,10 @@ typedef struct jobq_pool_opts {
                                   only as its results arrive */
     uint32_t heartbeat_ms;     /* heartbeat interval asked of the broker; 0 = 1000. The
                                   broker finds a silent worker in about 3 intervals */
+    const char *curve_key;     /* CURVE (tcp:// brokers): this worker's key pair file, as
+                                  written by `jobq keygen` (NAME.key, mode 0600); NULL = no
+                                  CURVE. The path is copied; the file is read at each connect */
+    const char *curve_server;  /* CURVE: the broker's public key file (NAME.pub); copied */
 } jobq_pool_opts_t;
 
 /* The pool's report, summed over every worker that ever ran. */

@@ -38,6 +38,10 @@ typedef struct jobq_producer_opts {
     int no_results;             /* broker, 1: the broker does not push results to this producer;
                                    jobq_producer_wait still fetches them (WAIT), next_result gets
                                    none */
+    const char *curve_key;      /* broker, CURVE: this client's key pair file (`jobq keygen`'s
+                                   NAME.key, mode 0600); NULL = no CURVE. Borrowed during open
+                                   only: the path is copied */
+    const char *curve_server;   /* broker, CURVE: the broker's public key file (NAME.pub) */
 } jobq_producer_opts_t;
 
 /* Opens a producer on url (creating a local queue if it does not exist). opts
