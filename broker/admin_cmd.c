@@ -447,14 +447,16 @@ s_print_tables(const s_json_t *j)
                s_num_at(j, q, "reserved"), s_num_at(j, q, "dead"), s_num_at(j, q, "done"),
                s_num_at(j, q, "failed"), s_num_at(j, q, "submitted"), s_yes(j, q, "paused"));
     }
-    printf("\n%-14s %-16s %7s %6s %9s %7s %10s %9s\n", "WORKER", "NAME", "CREDIT", "HELD", "DONE",
-           "FAILED", "HEARD (ms)", "STOPPING");
+    printf("\n%-14s %-16s %7s %6s %9s %7s %10s %9s %s\n", "WORKER", "NAME", "CREDIT", "HELD",
+           "DONE", "FAILED", "HEARD (ms)", "STOPPING", "PRINCIPAL");
     for (uint32_t w = ws + 1; ws && w < j->n[ws].end; w = j->n[w].end) {
-        uint32_t id = s_get(j, w, "id"), nm = s_get(j, w, "name");
-        printf("%-14.*s %-16.*s %7.0f %6.0f %9.0f %7.0f %10.0f %9s\n", (int)j->n[id].vlen,
+        uint32_t id = s_get(j, w, "id"), nm = s_get(j, w, "name"), pr = s_get(j, w, "principal");
+        printf("%-14.*s %-16.*s %7.0f %6.0f %9.0f %7.0f %10.0f %9s %.*s\n", (int)j->n[id].vlen,
                j->n[id].v, (int)j->n[nm].vlen, j->n[nm].v, s_num_at(j, w, "credit"),
                s_num_at(j, w, "held"), s_num_at(j, w, "done"), s_num_at(j, w, "failed"),
-               s_num_at(j, w, "last_heard_ms"), s_yes(j, w, "stopping"));
+               s_num_at(j, w, "last_heard_ms"), s_yes(j, w, "stopping"),
+               pr && j->n[pr].vlen ? (int)j->n[pr].vlen : 1,
+               pr && j->n[pr].vlen ? j->n[pr].v : "-");
     }
 }
 
