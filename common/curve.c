@@ -144,6 +144,9 @@ static int
 s_read_file(const char *path, int secret, char *buf, size_t cap, char *why, size_t why_len)
 {
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == ELOOP)
+        return s_why(JOBQ_EFORBIDDEN, why, why_len,
+                     "key file %s is a symlink: name the file itself", path);
     if (fd < 0)
         return s_why(errno == ENOENT ? JOBQ_ENOTFOUND : JOBQ_ESYS, why, why_len,
                      "cannot open key file %s: %s", path, strerror(errno));
@@ -224,6 +227,22 @@ jobq_curve_load_public(const char *path, char *z85, char *why, size_t why_len)
         rc = s_why(JOBQ_ECORRUPT, why, why_len,
                    "%s holds no public key (want one 40-character Z85 line)", path);
     jobq_curve_wipe(text, sizeof text); /* it may have been a .key file */
+    return rc;
+}
+
+int
+jobq_curve_check_client(const char *key_file, const char *server_pub, char *why, size_t why_len)
+{
+    if (!key_file || !server_pub)
+        return s_why(JOBQ_EINVAL, why, why_len,
+                     "CURVE needs both a key file (--curve-key) and the server's public key "
+                     "file (--curve-server)");
+    jobq_curve_pair_t kp;
+    char spub[JOBQ_Z85_KEY_LEN + 1];
+    int rc = jobq_curve_load_secret(key_file, &kp, why, why_len);
+    jobq_curve_wipe(&kp, sizeof kp);
+    if (rc == JOBQ_OK)
+        rc = jobq_curve_load_public(server_pub, spub, why, why_len);
     return rc;
 }
 

@@ -58,6 +58,13 @@ int jobq_curve_load_public(const char *path, char *z85, char *why, size_t why_le
  * group- or world-writable. Returns JOBQ_OK, JOBQ_EFORBIDDEN or JOBQ_ESYS. */
 int jobq_curve_check_dir(const char *dir, char *why, size_t why_len);
 
+/* Checks that key_file and server_pub (both required) can be loaded, as
+ * jobq_curve_client_setup will at each connect; nothing is kept. Returns
+ * JOBQ_OK, JOBQ_EINVAL (one of them missing) or a load error, with a reason
+ * in why. */
+int jobq_curve_check_client(const char *key_file, const char *server_pub, char *why,
+                            size_t why_len);
+
 /* Makes sock a CURVE client of the server whose public key is in server_pub
  * file, with the identity in key_file. Both files are read here; the key
  * buffers are zeroed before returning. Returns JOBQ_OK or a load error

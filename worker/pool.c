@@ -33,6 +33,7 @@
 #include "jobq/pool.h"
 #include "common/alloc.h"
 #include "common/clock.h"
+#include "common/curve.h"
 #include "common/log.h"
 #include "common/url.h"
 #include "common/wire.h"
@@ -200,6 +201,17 @@ s_copy_net(jobq_pool_t *pool, const jobq_pool_opts_t *opts)
     pool->opts.queues = (const char *const *)pool->queues;
 }
 
+/* Checks that the CURVE key files are usable (the reason is logged). */
+static int
+s_check_curve(const jobq_pool_t *pool)
+{
+    char why[512];
+    int rc = jobq_curve_check_client(pool->curve_key, pool->curve_server, why, sizeof why);
+    if (rc != JOBQ_OK)
+        LOG_WARN("%s", why);
+    return rc;
+}
+
 static void
 s_free(jobq_pool_t *pool)
 {
@@ -259,6 +271,8 @@ jobq_pool_new(const jobq_pool_opts_t *opts, jobq_pool_t **out)
     pthread_mutex_init(&pool->mu, NULL);
     pool->handler = s_handler_new(pool);
     rc = pool->handler ? s_alloc_signal_parts(pool) : JOBQ_EINVAL;
+    if (rc == JOBQ_OK && (pool->curve_key || pool->curve_server))
+        rc = s_check_curve(pool); /* fail now, not in a restart loop of every worker */
     if (rc != JOBQ_OK) {
         s_free(pool);
         return rc;

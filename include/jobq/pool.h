@@ -129,7 +129,9 @@ void jobq_pool_opts_init(jobq_pool_opts_t *opts);
 /* Checks opts and creates a pool that is not started yet. On success *out owns
  * the pool (free with jobq_pool_destroy); on failure *out is NULL. Returns
  * JOBQ_OK, JOBQ_EINVAL (no or two queues or handlers, unknown built-in, a bad
- * queue name) or JOBQ_EURL (url is not shm://, mq://, tcp:// or ipc://). */
+ * queue name; only one of curve_key / curve_server) or JOBQ_EURL (url is not
+ * shm://, mq://, tcp:// or ipc://); with CURVE, JOBQ_EFORBIDDEN (a key file
+ * with unsafe permissions), JOBQ_ECORRUPT or JOBQ_ENOTFOUND (reason logged). */
 int jobq_pool_new(const jobq_pool_opts_t *opts, jobq_pool_t **out);
 
 /* Starts the workers (forks the children or starts the threads, from a

@@ -5,7 +5,7 @@
 # ipc:// directory 0700, and a CURVE broker + worker + submit end to end
 # through the command-line options and the JOBQ_CURVE_* environment.
 set -u
-JOBQ=${1:?usage: test_keygen.sh /path/to/jobq}
+JOBQ=$(readlink -f "${1:?usage: test_keygen.sh /path/to/jobq}")
 pass=0 fail=0
 ok() { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL $*"; }
@@ -25,7 +25,7 @@ umask 000
 [ "$(stat -c %a alice.pub)" = 644 ] && ok || bad "alice.pub mode $(stat -c %a alice.pub)"
 pub=$(cat alice.pub)
 [ ${#pub} -eq 40 ] && ok || bad "alice.pub is not one 40-character line: '$pub'"
-grep -q "^public $pub\$" alice.key && ok || bad "alice.key's public line differs from alice.pub"
+grep -qxF "public $pub" alice.key && ok || bad "alice.key's public line differs from alice.pub"
 grep -Eq '^secret .{40}$' alice.key && ok || bad "alice.key has no secret line"
 before=$(md5sum alice.key)
 "$JOBQ" keygen alice 2>err.txt; rc=$?
