@@ -15,6 +15,7 @@
 #include "jobq/version.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <zmq.h>
 
@@ -28,7 +29,9 @@ struct conn {
     uint32_t hb_wanted_ms, hb_ms, flags;
     uint32_t hello_flags; /* sent in HELLO when non-zero */
     int connected;
-    int handshaking; /* HELLO sent, WELCOME not yet: conn_connect's timeout rules */
+    int handshaking;  /* HELLO sent, WELCOME not yet: conn_connect's timeout rules */
+    void *mon;        /* CURVE: PAIR receiving the socket's handshake-failure events */
+    unsigned mon_seq; /* makes each monitor endpoint name unique */
     int64_t last_send_ms, last_recv_ms;
     uint64_t next_req;
     zmq_msg_t frame; /* the last frame received: decoded slices point into it */
@@ -73,6 +76,11 @@ s_close_socket(conn_t *c)
         zmq_msg_close(&c->frame);
         c->have_frame = 0;
     }
+    if (c->mon) {
+        zmq_socket_monitor(c->sock, NULL, 0);
+        zmq_close(c->mon);
+        c->mon = NULL;
+    }
     if (c->sock) {
         int linger = 0;
         zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger);
@@ -109,6 +117,41 @@ conn_destroy(conn_t **c_p)
     *c_p = NULL;
 }
 
+/* Watches the socket's handshake failures (CURVE), so that a refused key is
+ * reported as such rather than as a broker that never answers. */
+static void
+s_monitor(conn_t *c)
+{
+    char ep[96];
+    snprintf(ep, sizeof ep, "inproc://jobq-conn-mon-%p-%u", (void *)c, c->mon_seq++);
+    if (zmq_socket_monitor(c->sock, ep,
+                           ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != 0)
+        return;
+    c->mon = zmq_socket(c->ctx, ZMQ_PAIR);
+    if (c->mon && zmq_connect(c->mon, ep) != 0) {
+        zmq_close(c->mon);
+        c->mon = NULL;
+    }
+}
+
+/* 1 if the monitor reported a failed handshake (events are [event id +
+ * value][endpoint] pairs; every one we asked for is a failure). */
+static int
+s_handshake_failed(conn_t *c)
+{
+    int failed = 0, first = 1;
+    zmq_msg_t f;
+    zmq_msg_init(&f);
+    while (c->mon && zmq_msg_recv(&f, c->mon, ZMQ_DONTWAIT) >= 0) {
+        if (first && zmq_msg_size(&f) == 6)
+            failed = 1;
+        first = !zmq_msg_more(&f);
+    }
+    zmq_msg_close(&f);
+    return failed;
+}
+
 static int
 s_open_socket(conn_t *c)
 {
@@ -134,6 +177,7 @@ s_open_socket(conn_t *c)
             s_close_socket(c);
             return rc;
         }
+        s_monitor(c);
     }
     if (zmq_connect(c->sock, c->endpoint) != 0) {
         LOG_WARN("cannot connect to %s: %s", c->endpoint, zmq_strerror(zmq_errno()));
@@ -170,7 +214,20 @@ conn_connect(conn_t *c, int64_t timeout_ms)
     int64_t deadline = jobq_deadline_ms(timeout_ms);
     c->handshaking = 1;
     while (rc == JOBQ_OK) {
-        rc = conn_recv(c, &m, jobq_remaining_ms(deadline));
+        int64_t left = jobq_remaining_ms(deadline);
+        rc = conn_recv(c, &m, c->mon && (left < 0 || left > 100) ? 100 : left);
+        if (rc == JOBQ_ETIMEDOUT && c->mon) { /* CURVE: look for a refused handshake */
+            if (s_handshake_failed(c)) {
+                LOG_WARN("broker %s refused the CURVE handshake: is our public key in its "
+                         "allow-list, and is the server key the broker's?",
+                         c->endpoint);
+                rc = JOBQ_EAUTH;
+                break;
+            }
+            if (jobq_remaining_ms(deadline) != 0)
+                rc = JOBQ_OK;
+            continue;
+        }
         if (rc != JOBQ_OK)
             break;
         if (m.type == WIRE_WELCOME) {

@@ -43,7 +43,8 @@ void conn_set_hello_flags(conn_t *c, uint32_t flags);
 void conn_destroy(conn_t **c_p);
 
 /* Opens a fresh socket, sends HELLO and waits up to timeout_ms for WELCOME.
- * Returns JOBQ_OK; JOBQ_ETIMEDOUT (no broker answered); JOBQ_EVERSION;
+ * Returns JOBQ_OK; JOBQ_ETIMEDOUT (no broker answered); JOBQ_EAUTH (CURVE:
+ * the broker refused the handshake, noticed within ~100 ms); JOBQ_EVERSION;
  * JOBQ_EPROTO (an unexpected answer); JOBQ_ESYS. Any earlier socket is closed
  * first, dropping whatever it had not sent. */
 int conn_connect(conn_t *c, int64_t timeout_ms);

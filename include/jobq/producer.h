@@ -46,8 +46,9 @@ typedef struct jobq_producer_opts {
 
 /* Opens a producer on url (creating a local queue if it does not exist). opts
  * may be NULL. On success *out owns a new handle (jobq_producer_destroy); on
- * failure *out is NULL. Errors: JOBQ_EURL, JOBQ_ETIMEDOUT (no broker answered, or
- * it refused our CURVE key), JOBQ_EVERSION, JOBQ_ESYS; with CURVE, a key file
+ * failure *out is NULL. Errors: JOBQ_EURL, JOBQ_ETIMEDOUT (no broker answered),
+ * JOBQ_EVERSION, JOBQ_ESYS; with CURVE, JOBQ_EAUTH (the broker refused our key,
+ * or the server key is not the broker's), and for a key file
  * that cannot be used gives JOBQ_EFORBIDDEN (unsafe permissions), JOBQ_ECORRUPT,
  * JOBQ_ENOTFOUND or JOBQ_EINVAL (only one of the two files), reason logged. */
 int jobq_producer_open(const char *url, const jobq_producer_opts_t *opts, jobq_producer_t **out);

@@ -207,6 +207,24 @@ START_TEST(test_allowed_key_completes_a_job_and_its_principal_shows_in_stats)
 }
 END_TEST
 
+START_TEST(test_the_producer_api_reports_a_refused_key_as_eauth)
+{
+    s_start(NULL, NULL);
+    char key[320], spub[320];
+    jobq_producer_opts_t po = {0};
+    po.curve_key = ss_path(&s_env, "mallory", "key", key, sizeof key);
+    po.curve_server = ss_path(&s_env, "broker", "pub", spub, sizeof spub);
+    jobq_producer_t *p = NULL;
+    int64_t t0 = ss_now_ms();
+    ck_assert_jobq_err(jobq_producer_open(s_b.tcp, &po, &p), JOBQ_EAUTH);
+    ck_assert_int_lt(ss_now_ms() - t0, 4000); /* noticed, not the 5 s connect timeout */
+    ck_assert_ptr_null(p);
+    po.curve_key = ss_path(&s_env, "alice", "key", key, sizeof key);
+    po.curve_server = ss_path(&s_env, "mallory", "pub", spub, sizeof spub); /* wrong server */
+    ck_assert_jobq_err(jobq_producer_open(s_b.tcp, &po, &p), JOBQ_EAUTH);
+}
+END_TEST
+
 START_TEST(test_no_zap_handler_fails_closed)
 {
     s_start("zap.off", NULL);
@@ -462,6 +480,7 @@ s_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_unknown_key_gets_no_reply_and_the_denial_is_logged);
     tcase_add_test(tc, test_allowed_key_completes_a_job_and_its_principal_shows_in_stats);
+    tcase_add_test(tc, test_the_producer_api_reports_a_refused_key_as_eauth);
     tcase_add_test(tc, test_no_zap_handler_fails_closed);
     tcase_add_test(tc, test_stalled_zap_handler_admits_no_one_new_and_keeps_old_sessions);
     tcase_add_test(tc, test_null_and_plain_clients_are_rejected);
