@@ -316,6 +316,54 @@ START_TEST(test_an_unfinished_handshake_is_closed_after_the_handshake_interval)
 }
 END_TEST
 
+/* Completes a ZMTP 3.0 NULL handshake as a DEALER on fd (greeting, READY),
+ * reading the broker's greeting and READY. Returns 0 or -1. */
+static int
+s_zmtp_null_handshake(int fd)
+{
+    unsigned char g[64] = {0xff, 0, 0, 0, 0, 0, 0, 0, 1, 0x7f, 3, 0, 'N', 'U', 'L', 'L'};
+    static const unsigned char ready[] = {0x04, 28,  5,   'R', 'E', 'A', 'D', 'Y', 11,  'S',
+                                          'o',  'c', 'k', 'e', 't', '-', 'T', 'y', 'p', 'e',
+                                          0,    0,   0,   6,   'D', 'E', 'A', 'L', 'E', 'R'};
+    if (write(fd, g, sizeof g) != (ssize_t)sizeof g ||
+        write(fd, ready, sizeof ready) != (ssize_t)sizeof ready)
+        return -1;
+    unsigned char in[64 + 64];
+    size_t got = 0;
+    while (got < 64 + 2) { /* its greeting and the head of its READY */
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 5000) <= 0)
+            return -1;
+        ssize_t n = read(fd, in + got, sizeof in - got);
+        if (n <= 0)
+            return -1;
+        got += (size_t)n;
+    }
+    return in[64] == 0x04 && in[66] == 5 ? 0 : -1;
+}
+
+START_TEST(test_a_silent_tcp_peer_is_closed_by_zmtp_heartbeats)
+{
+    const char *slow[] = {"--zmtp-heartbeat", "600000", NULL};
+    ck_assert_int_eq(ss_broker_start(&s_b, &s_env, 0, NULL, slow), 0);
+    int fd = s_tcp(s_b.tcp);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(s_zmtp_null_handshake(fd), 0);
+    ck_assert(!s_closed_within(fd, 1500)); /* the control: nothing else closes it */
+    close(fd);
+    ss_broker_stop(&s_b);
+    const char *args[] = {"--zmtp-heartbeat", "200", NULL};
+    ck_assert_int_eq(ss_broker_start(&s_b, &s_env, 0, NULL, args), 0);
+    fd = s_tcp(s_b.tcp);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(s_zmtp_null_handshake(fd), 0);
+    /* Handshake done, no HELLO: only the ZMTP PINGs (answered by nobody)
+     * can find this peer dead: timeout 3 x 200 ms. */
+    ck_assert(s_closed_within(fd, 10000));
+    close(fd);
+}
+END_TEST
+
 START_TEST(test_many_idle_connections_do_not_delay_a_curve_client)
 {
     long n = getenv("JOBQ_SEC_IDLE_CONNS") ? atol(getenv("JOBQ_SEC_IDLE_CONNS")) : 1000;
@@ -384,6 +432,7 @@ s_suite(void)
     tcase_add_test(tc, test_jobs_and_bytes_per_queue_and_queues_are_capped);
     tcase_add_test(tc, test_a_workers_credit_is_capped_at_max_credit);
     tcase_add_test(tc, test_an_unfinished_handshake_is_closed_after_the_handshake_interval);
+    tcase_add_test(tc, test_a_silent_tcp_peer_is_closed_by_zmtp_heartbeats);
     tcase_add_test(tc, test_many_idle_connections_do_not_delay_a_curve_client);
     suite_add_tcase(s, tc);
     return s;
