@@ -10,6 +10,7 @@
  */
 #include "broker/zap.h"
 #include "common/alloc.h"
+#include "common/clock.h"
 #include "common/curve.h"
 #include "common/fault.h"
 #include "common/log.h"
@@ -39,7 +40,12 @@ struct zap {
     s_entry_t *keys;
     uint32_t nkeys;
     atomic_uint_fast64_t allowed, denied;
+    int64_t log_sec;     /* the second the denial log budget is for */
+    uint32_t logged;     /* denials logged in log_sec */
+    uint64_t suppressed; /* denials not logged since the last one logged */
 };
+
+#define S_LOG_PER_SEC 10 /* denials logged per second; a flood of handshakes is counted */
 
 static int __attribute__((format(printf, 4, 5)))
 s_why(int code, char *why, size_t why_len, const char *fmt, ...)
@@ -143,6 +149,26 @@ s_is(zmq_msg_t *f, const char *s)
     return zmq_msg_size(f) == strlen(s) && memcmp(zmq_msg_data(f), s, strlen(s)) == 0;
 }
 
+/* Logs a denial, at most S_LOG_PER_SEC a second (the rest are counted and
+ * reported with the next one logged). */
+static void
+s_log_denial(zap_t *z, const char *addr, const char *text, const char *pub)
+{
+    int64_t sec = jobq_now_ms() / 1000;
+    if (sec != z->log_sec) {
+        z->log_sec = sec;
+        z->logged = 0;
+    }
+    if (z->logged >= S_LOG_PER_SEC) {
+        z->suppressed++;
+        return;
+    }
+    z->logged++;
+    LOG_NOTICE("zap: denied %s (status 400, %s): public key %s%s", addr, text, pub,
+               z->suppressed ? " (and earlier denials not logged: see stats zap_denied)" : "");
+    z->suppressed = 0;
+}
+
 /* Reads one request (every frame) and answers it. */
 static void
 s_handle(zap_t *z)
@@ -186,7 +212,7 @@ s_handle(zap_t *z)
             s_reply(z->rep, &f[1], "200", "OK", e->name);
         } else {
             atomic_fetch_add(&z->denied, 1);
-            LOG_NOTICE("zap: denied %s (status 400, %s): public key %s", addr, text, pub);
+            s_log_denial(z, addr, text, pub);
             s_reply(z->rep, &f[1], "400", text, "");
         }
     }

@@ -314,9 +314,12 @@ s_print_overview(FILE *out)
                  "Commands:\n");
     for (size_t i = 0; i < S_NCOMMANDS; i++)
         fprintf(out, "  %-14s %s\n", s_commands[i].name, s_commands[i].summary);
-    fprintf(out, "\nRun 'jobq help COMMAND' or 'jobq COMMAND --help' for a command's options.\n"
-                 "Exit status: 0 success, 1 a job or operation failed, 2 bad usage.\n"
-                 "Environment: JOBQ_URL (default URL), JOBQ_LOG (err|warn|notice|info|debug).\n");
+    fprintf(out,
+            "\nRun 'jobq help COMMAND' or 'jobq COMMAND --help' for a command's options.\n"
+            "Exit status: 0 success, 1 a job or operation failed, 2 bad usage.\n"
+            "Environment: JOBQ_URL (default URL), JOBQ_LOG (err|warn|notice|info|debug).\n"
+            "CURVE: every command that talks to a broker takes --curve-key FILE and\n"
+            "--curve-server FILE (or JOBQ_CURVE_KEY, JOBQ_CURVE_SERVER); see jobq help keygen.\n");
 }
 
 static int
