@@ -123,6 +123,7 @@ s_parse(int argc, char **argv, const char *cmd, s_args_t *a)
 
 typedef struct s_conn {
     void *ctx, *sock;
+    void *mon; /* CURVE: handshake-failure events (common/curve.h), or NULL */
     uint64_t req;
     int64_t deadline_ms;
     zmq_msg_t frame; /* the last reply's bytes (a decoded reply points into them) */
@@ -135,6 +136,10 @@ static void
 s_close(s_conn_t *c)
 {
     zmq_msg_close(&c->frame);
+    if (c->mon) {
+        zmq_socket_monitor(c->sock, NULL, 0);
+        zmq_close(c->mon);
+    }
     if (c->sock) {
         wire_msg_t d;
         int linger = 100;
@@ -154,9 +159,12 @@ s_recv(s_conn_t *c, wire_msg_t *m)
     wire_msg_init(m, (wire_type)0);
     for (;;) {
         int64_t left = jobq_remaining_ms(c->deadline_ms);
-        zmq_pollitem_t it = {.socket = c->sock, .events = ZMQ_POLLIN};
-        if (left <= 0 || zmq_poll(&it, 1, (long)left) <= 0)
+        zmq_pollitem_t it[2] = {{.socket = c->sock, .events = ZMQ_POLLIN},
+                                {.socket = c->mon, .events = ZMQ_POLLIN}};
+        if (left <= 0 || zmq_poll(it, c->mon ? 2 : 1, (long)left) <= 0)
             return JOBQ_ETIMEDOUT;
+        if (c->mon && jobq_curve_handshake_failed(c->mon))
+            return JOBQ_EAUTH; /* the broker refused our CURVE key */
         zmq_msg_close(&c->frame);
         zmq_msg_init(&c->frame);
         if (zmq_msg_recv(&c->frame, c->sock, ZMQ_DONTWAIT) < 0)
@@ -213,6 +221,8 @@ s_open(s_conn_t *c, const s_args_t *a)
         fprintf(stderr, "jobq %s: %s\n", a->cmd, why);
         return rc;
     }
+    if (ck)
+        c->mon = jobq_curve_monitor(c->ctx, c->sock, "inproc://jobq-admin-monitor");
     if (zmq_connect(c->sock, u.endpoint) != 0)
         return JOBQ_ESYS;
     wire_msg_t h, w;
@@ -228,7 +238,11 @@ s_open(s_conn_t *c, const s_args_t *a)
         rc = w.type == WIRE_ERROR ? (int)w.code : JOBQ_EPROTO;
     wire_msg_fini(&w);
     if (rc != JOBQ_OK)
-        fprintf(stderr, "jobq %s: no broker answered at %s: %s\n", a->cmd, url, jobq_strerror(rc));
+        fprintf(stderr,
+                rc == JOBQ_EAUTH ? "jobq %s: the broker at %s refused our CURVE key (is it in its "
+                                   "allow-list, and is --curve-server the broker's key?): %s\n"
+                                 : "jobq %s: no broker answered at %s: %s\n",
+                a->cmd, url, jobq_strerror(rc));
     return rc;
 }
 

@@ -117,41 +117,6 @@ conn_destroy(conn_t **c_p)
     *c_p = NULL;
 }
 
-/* Watches the socket's handshake failures (CURVE), so that a refused key is
- * reported as such rather than as a broker that never answers. */
-static void
-s_monitor(conn_t *c)
-{
-    char ep[96];
-    snprintf(ep, sizeof ep, "inproc://jobq-conn-mon-%p-%u", (void *)c, c->mon_seq++);
-    if (zmq_socket_monitor(c->sock, ep,
-                           ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != 0)
-        return;
-    c->mon = zmq_socket(c->ctx, ZMQ_PAIR);
-    if (c->mon && zmq_connect(c->mon, ep) != 0) {
-        zmq_close(c->mon);
-        c->mon = NULL;
-    }
-}
-
-/* 1 if the monitor reported a failed handshake (events are [event id +
- * value][endpoint] pairs; every one we asked for is a failure). */
-static int
-s_handshake_failed(conn_t *c)
-{
-    int failed = 0, first = 1;
-    zmq_msg_t f;
-    zmq_msg_init(&f);
-    while (c->mon && zmq_msg_recv(&f, c->mon, ZMQ_DONTWAIT) >= 0) {
-        if (first && zmq_msg_size(&f) == 6)
-            failed = 1;
-        first = !zmq_msg_more(&f);
-    }
-    zmq_msg_close(&f);
-    return failed;
-}
-
 static int
 s_open_socket(conn_t *c)
 {
@@ -177,7 +142,9 @@ s_open_socket(conn_t *c)
             s_close_socket(c);
             return rc;
         }
-        s_monitor(c);
+        char ep[96];
+        snprintf(ep, sizeof ep, "inproc://jobq-conn-mon-%p-%u", (void *)c, c->mon_seq++);
+        c->mon = jobq_curve_monitor(c->ctx, c->sock, ep);
     }
     if (zmq_connect(c->sock, c->endpoint) != 0) {
         LOG_WARN("cannot connect to %s: %s", c->endpoint, zmq_strerror(zmq_errno()));
@@ -217,7 +184,7 @@ conn_connect(conn_t *c, int64_t timeout_ms)
         int64_t left = jobq_remaining_ms(deadline);
         rc = conn_recv(c, &m, c->mon && (left < 0 || left > 100) ? 100 : left);
         if (rc == JOBQ_ETIMEDOUT && c->mon) { /* CURVE: look for a refused handshake */
-            if (s_handshake_failed(c)) {
+            if (jobq_curve_handshake_failed(c->mon)) {
                 LOG_WARN("broker %s refused the CURVE handshake: is our public key in its "
                          "allow-list, and is the server key the broker's?",
                          c->endpoint);

@@ -276,3 +276,37 @@ jobq_curve_server_setup(void *sock, const char *z85_secret)
         return -1;
     return 0;
 }
+
+void *
+jobq_curve_monitor(void *ctx, void *sock, const char *ep)
+{
+    if (zmq_socket_monitor(sock, ep,
+                           ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != 0)
+        return NULL;
+    void *mon = zmq_socket(ctx, ZMQ_PAIR);
+    if (mon && zmq_connect(mon, ep) != 0) {
+        zmq_close(mon);
+        mon = NULL;
+    }
+    if (!mon)
+        zmq_socket_monitor(sock, NULL, 0);
+    return mon;
+}
+
+int
+jobq_curve_handshake_failed(void *mon)
+{
+    /* Events are [uint16 event + uint32 value][endpoint] pairs; every event
+     * asked for in jobq_curve_monitor is a failure. */
+    int failed = 0, first = 1;
+    zmq_msg_t f;
+    zmq_msg_init(&f);
+    while (mon && zmq_msg_recv(&f, mon, ZMQ_DONTWAIT) >= 0) {
+        if (first && zmq_msg_size(&f) == 6)
+            failed = 1;
+        first = !zmq_msg_more(&f);
+    }
+    zmq_msg_close(&f);
+    return failed;
+}

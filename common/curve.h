@@ -77,6 +77,16 @@ int jobq_curve_client_setup(void *sock, const char *key_file, const char *server
  * Returns 0 or -1 (errno from libzmq). */
 int jobq_curve_server_setup(void *sock, const char *z85_secret);
 
+/* Watches sock's handshake failures: returns a PAIR socket in ctx that
+ * receives them (through the inproc endpoint ep, unique per call), or NULL.
+ * The caller closes it (after zmq_socket_monitor(sock, NULL, 0)) before sock. */
+void *jobq_curve_monitor(void *ctx, void *sock, const char *ep);
+
+/* 1 if the monitor mon reported a failed handshake since the last call (a
+ * refused CURVE key, or a server key that is not the server's), else 0.
+ * Never blocks. */
+int jobq_curve_handshake_failed(void *mon);
+
 /* Zeroes n bytes at p in a way the compiler keeps. */
 void jobq_curve_wipe(void *p, size_t n);
 

@@ -61,6 +61,10 @@ grep -q '"principal":"alice"' <<<"$out" && ok || bad "stats: no principal alice:
 timeout 30 "$JOBQ" submit -u "$url" --curve-key mallory.key --curve-server broker.pub -T 2 hi >/dev/null 2>&1
 [ $? -ne 0 ] && ok || bad "mallory's submit succeeded"
 grep -q "zap: denied" berr.txt && ok || bad "no denial in the broker's log"
+"$JOBQ" stats -u "$url" --curve-key mallory.key --curve-server broker.pub -T 5 >/dev/null 2>err.txt; rc=$?
+[ $rc -eq 1 ] && grep -q "refused our CURVE key" err.txt && ok || bad "stats with mallory's key: rc=$rc $(cat err.txt)"
+out=$(timeout 30 "$JOBQ" submit -u "$url" --curve-key mallory.key --curve-server broker.pub hi 2>&1)
+grep -q "authentication failed" <<<"$out" && ok || bad "submit with mallory's key: $out"
 "$JOBQ" stats -u "$url" --curve-key alice.key -T 1 >/dev/null 2>err.txt; rc=$?
 [ $rc -ne 0 ] && grep -q "curve-server" err.txt && ok || bad "--curve-key without --curve-server: rc=$rc"
 "$JOBQ" broker -l tcp://127.0.0.1:0 --curve-key broker.key 2>err.txt; rc=$?
