@@ -37,6 +37,12 @@ ln -s /tmp/jobq-keygen-target-$$ evil.key
 "$JOBQ" keygen 2>/dev/null; [ $? -eq 2 ] && ok || bad "keygen without NAME is not usage"
 "$JOBQ" keygen a b 2>/dev/null; [ $? -eq 2 ] && ok || bad "keygen with two names is not usage"
 
+# A named shm:// queue under umask 000: its object is 0600.
+"$JOBQ" submit -u "shm://jqperm$$" x >/dev/null 2>&1
+shm="/dev/shm/jobq-$(id -u)-jqperm$$"
+[ "$(stat -c %a "$shm" 2>/dev/null)" = 600 ] && ok || bad "shm object mode $(stat -c %a "$shm" 2>&1)"
+"$JOBQ" stop-workers -u "shm://jqperm$$" --unlink >/dev/null 2>&1
+
 # The broker's default ipc:// directory under umask 000.
 mkdir -m 700 run
 XDG_RUNTIME_DIR=$dir/run "$JOBQ" broker >bout.txt 2>berr.txt &
