@@ -83,8 +83,11 @@ int broker_default_url(char *buf, size_t len);
 int broker_prepare_ipc_dir(const char *url, char *why, size_t why_len);
 
 /* Creates the core and a ROUTER socket bound to each endpoint (the ZeroMQ
- * context is the reactor's own). Refuses a non-loopback tcp:// endpoint
- * unless opts->insecure (JOBQ_EFORBIDDEN), a bad URL (JOBQ_EURL), an ipc://
+ * context is the reactor's own; with opts->curve_key the ZAP handler starts
+ * in it first, docs/SECURITY.md). Refuses a non-loopback tcp:// endpoint
+ * without CURVE unless opts->insecure (JOBQ_EFORBIDDEN), unusable key files
+ * or allow-list (JOBQ_EFORBIDDEN, JOBQ_ECORRUPT, JOBQ_ENOTFOUND), a bad URL
+ * (JOBQ_EURL), an ipc://
  * path where another broker answers (JOBQ_EBUSY), a bind failure (JOBQ_ESYS)
  * and bad options (JOBQ_EINVAL); why gets a one-line reason. On success *out
  * owns a new reactor (reactor_destroy); on failure *out is NULL. */
