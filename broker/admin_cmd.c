@@ -544,6 +544,16 @@ static const s_prom_t s_broker_metrics[] = {
     {"msgs_out", "jobq_broker_messages_sent_total", "counter", "Messages sent."},
 };
 
+static const s_prom_t s_security_metrics[] = {
+    /* STATS "security" (broker/reactor_sec.c) */
+    {"zap_allowed", "jobq_broker_curve_admitted_total", "counter", "CURVE handshakes admitted."},
+    {"zap_denied", "jobq_broker_curve_denied_total", "counter", "CURVE handshakes denied."},
+    {"principal_refused", "jobq_broker_principal_refused_total", "counter",
+     "Messages refused: another principal on a peer's routing id."},
+    {"lease_capped", "jobq_broker_lease_capped_total", "counter",
+     "Deliveries cut short by a principal's lease cap."},
+};
+
 static const s_prom_t s_queue_metrics[] = {
     {"submitted", "jobq_queue_submitted_total", "counter", "Jobs accepted into the queue."},
     {"done", "jobq_queue_done_total", "counter", "Jobs of the queue finished done."},
@@ -633,6 +643,13 @@ s_print_prometheus(const s_json_t *j)
         printf("jobq_protocol_errors_total{kind=");
         s_prom_label(j->n[c].k, j->n[c].klen);
         printf("} %.0f\n", j->n[c].num);
+    }
+    uint32_t sec = s_get(j, 0, "security");
+    for (size_t i = 0; sec && i < sizeof s_security_metrics / sizeof s_security_metrics[0]; i++) {
+        s_prom_head(s_security_metrics[i].name, s_security_metrics[i].type,
+                    s_security_metrics[i].help);
+        printf("%s %.0f\n", s_security_metrics[i].name,
+               s_num_at(j, sec, s_security_metrics[i].key));
     }
     s_prom_queues(j, s_get(j, 0, "queues"));
     uint32_t ws = s_get(j, 0, "workers");
