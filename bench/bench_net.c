@@ -13,7 +13,10 @@
  *       prefetch 1), 1,000 warm-up rounds then -l rounds; p50/p99/p99.9.
  *
  *   bench_net [-n N] [-w W1|W2|all] [-t tcp|ipc|both] [-c PREFETCH] [-l ROUNDS]
- *             [-B PATH_TO_JOBQ]
+ *             [-B PATH_TO_JOBQ] [-K KEYDIR]
+ *
+ * -K KEYDIR: CURVE on tcp (ipc never uses it): KEYDIR holds broker.key,
+ * broker.pub, client.key (jobq keygen) and clients/client.pub, the allow-list.
  *
  * The jobq binary is -B, else $JOBQ_BIN, else ../jobq next to this program.
  * Prints a table and one JSON object per result on its own line.
@@ -48,6 +51,10 @@ typedef struct s_opts {
     long rounds;
     char jobq[PATH_MAX];
 } s_opts_t;
+
+/* CURVE files (-K), or NULL. */
+static char s_bkey[PATH_MAX], s_allow[PATH_MAX], s_ckey[PATH_MAX], s_spub[PATH_MAX];
+static int s_curve;
 
 typedef struct s_broker {
     pid_t pid;
@@ -119,6 +126,10 @@ s_broker_start(const s_opts_t *o, const char *transport, s_broker_t *b)
             _exit(127);
         dup2(fds[1], STDOUT_FILENO);
         close(fds[0]);
+        if (s_curve && strcmp(transport, "tcp") == 0)
+            execl(o->jobq, o->jobq, "broker", "--listen", listen, "--max-jobs", "100000000",
+                  "--max-bytes", "17179869184", "--curve-key", s_bkey, "--curve-clients", s_allow,
+                  (char *)NULL);
         execl(o->jobq, o->jobq, "broker", "--listen", listen, "--max-jobs", "100000000",
               "--max-bytes", "17179869184", (char *)NULL);
         _exit(127);
@@ -156,6 +167,10 @@ s_pool_start(const char *url, unsigned workers, uint32_t prefetch, const char *b
     jobq_pool_opts_t po;
     jobq_pool_opts_init(&po);
     po.url = url;
+    if (s_curve) {
+        po.curve_key = s_ckey;
+        po.curve_server = s_spub;
+    }
     po.workers = workers;
     po.prefetch = prefetch;
     po.queues = queues;
@@ -214,8 +229,11 @@ s_warm_up(jobq_producer_t *p, int n)
 static long long
 s_broker_stat(const s_opts_t *o, const char *url, const char *key)
 {
-    char cmd[PATH_MAX + 600], buf[1 << 16], pat[64];
-    snprintf(cmd, sizeof cmd, "'%s' stats -u '%s' --json", o->jobq, url);
+    char cmd[4 * PATH_MAX + 600], buf[1 << 16], pat[64];
+    snprintf(cmd, sizeof cmd, "'%s' stats -u '%s' --json --curve-key '%s' --curve-server '%s'",
+             o->jobq, url, s_curve ? s_ckey : "", s_curve ? s_spub : "");
+    if (!s_curve || strncmp(url, "tcp://", 6) != 0)
+        snprintf(cmd, sizeof cmd, "'%s' stats -u '%s' --json", o->jobq, url);
     FILE *f = popen(cmd, "r");
     if (!f)
         return -1;
@@ -236,6 +254,10 @@ s_w1(const s_opts_t *o, const char *transport)
     jobq_producer_t *p = NULL;
     jobq_producer_opts_t po = {0};
     po.no_results = 1; /* W1 only joins: the warm-up fetches its results with WAIT */
+    if (s_curve && strcmp(transport, "tcp") == 0) {
+        po.curve_key = s_ckey;
+        po.curve_server = s_spub;
+    }
     int rc = jobq_producer_open(b.url, &po, &p);
     if (rc != JOBQ_OK)
         s_die("producer", rc);
@@ -282,7 +304,12 @@ s_w2(const s_opts_t *o, const char *transport)
     s_broker_start(o, transport, &b);
     jobq_pool_t *pool = s_pool_start(b.url, 1, 1, "echo");
     jobq_producer_t *p = NULL;
-    int rc = jobq_producer_open(b.url, NULL, &p);
+    jobq_producer_opts_t po = {0};
+    if (s_curve && strcmp(transport, "tcp") == 0) {
+        po.curve_key = s_ckey;
+        po.curve_server = s_spub;
+    }
+    int rc = jobq_producer_open(b.url, &po, &p);
     if (rc != JOBQ_OK)
         s_die("producer", rc);
     double *lat = malloc((size_t)o->rounds * sizeof *lat);
@@ -328,7 +355,7 @@ s_parse(int argc, char **argv, s_opts_t *o)
         .n = 200000, .workload = "all", .transport = "both", .prefetch = 256, .rounds = 20000};
     const char *bin = getenv("JOBQ_BIN");
     int c;
-    while ((c = getopt(argc, argv, "n:w:t:c:l:B:")) != -1) {
+    while ((c = getopt(argc, argv, "n:w:t:c:l:B:K:")) != -1) {
         if (c == 'n')
             o->n = atol(optarg);
         else if (c == 'w')
@@ -341,9 +368,15 @@ s_parse(int argc, char **argv, s_opts_t *o)
             o->rounds = atol(optarg);
         else if (c == 'B')
             bin = optarg;
-        else {
+        else if (c == 'K') {
+            s_curve = 1;
+            snprintf(s_bkey, sizeof s_bkey, "%s/broker.key", optarg);
+            snprintf(s_allow, sizeof s_allow, "%s/clients", optarg);
+            snprintf(s_ckey, sizeof s_ckey, "%s/client.key", optarg);
+            snprintf(s_spub, sizeof s_spub, "%s/broker.pub", optarg);
+        } else {
             fprintf(stderr, "usage: bench_net [-n N] [-w W1|W2|all] [-t tcp|ipc|both] "
-                            "[-c PREFETCH] [-l ROUNDS] [-B JOBQ]\n");
+                            "[-c PREFETCH] [-l ROUNDS] [-B JOBQ] [-K KEYDIR]\n");
             exit(2);
         }
     }

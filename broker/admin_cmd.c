@@ -16,6 +16,7 @@
 #include "broker/reactor.h"
 #include "cli/commands.h"
 #include "common/clock.h"
+#include "common/curve.h"
 #include "common/url.h"
 #include "common/wire.h"
 #include "jobq/errors.h"
@@ -122,6 +123,7 @@ s_parse(int argc, char **argv, const char *cmd, s_args_t *a)
 
 typedef struct s_conn {
     void *ctx, *sock;
+    void *mon; /* CURVE: handshake-failure events (common/curve.h), or NULL */
     uint64_t req;
     int64_t deadline_ms;
     zmq_msg_t frame; /* the last reply's bytes (a decoded reply points into them) */
@@ -134,6 +136,10 @@ static void
 s_close(s_conn_t *c)
 {
     zmq_msg_close(&c->frame);
+    if (c->mon) {
+        zmq_socket_monitor(c->sock, NULL, 0);
+        zmq_close(c->mon);
+    }
     if (c->sock) {
         wire_msg_t d;
         int linger = 100;
@@ -153,9 +159,12 @@ s_recv(s_conn_t *c, wire_msg_t *m)
     wire_msg_init(m, (wire_type)0);
     for (;;) {
         int64_t left = jobq_remaining_ms(c->deadline_ms);
-        zmq_pollitem_t it = {.socket = c->sock, .events = ZMQ_POLLIN};
-        if (left <= 0 || zmq_poll(&it, 1, (long)left) <= 0)
+        zmq_pollitem_t it[2] = {{.socket = c->sock, .events = ZMQ_POLLIN},
+                                {.socket = c->mon, .events = ZMQ_POLLIN}};
+        if (left <= 0 || zmq_poll(it, c->mon ? 2 : 1, (long)left) <= 0)
             return JOBQ_ETIMEDOUT;
+        if (c->mon && jobq_curve_handshake_failed(c->mon))
+            return JOBQ_EAUTH; /* the broker refused our CURVE key */
         zmq_msg_close(&c->frame);
         zmq_msg_init(&c->frame);
         if (zmq_msg_recv(&c->frame, c->sock, ZMQ_DONTWAIT) < 0)
@@ -198,26 +207,42 @@ s_open(s_conn_t *c, const s_args_t *a)
         fprintf(stderr, "jobq %s: '%s' is not a broker URL (tcp:// or ipc://)\n", a->cmd, url);
         return JOBQ_EURL;
     }
-    int zero = 0;
+    int zero = 0, rc;
     c->ctx = zmq_ctx_new();
     c->sock = zmq_socket(c->ctx, ZMQ_DEALER);
     zmq_setsockopt(c->sock, ZMQ_LINGER, &zero, sizeof zero);
     c->deadline_ms = jobq_deadline_ms(a->timeout_ms);
+    const char *ck = jobq_cli_curve_key(), *cs = jobq_cli_curve_server();
+    if ((ck || cs) && (!ck || !cs)) {
+        fprintf(stderr, "jobq %s: CURVE needs both --curve-key and --curve-server\n", a->cmd);
+        return JOBQ_EINVAL;
+    }
+    if (ck && (rc = jobq_curve_client_setup(c->sock, ck, cs, why, sizeof why)) != JOBQ_OK) {
+        fprintf(stderr, "jobq %s: %s\n", a->cmd, why);
+        return rc;
+    }
+    if (ck)
+        c->mon = jobq_curve_monitor(c->ctx, c->sock, "inproc://jobq-admin-monitor");
     if (zmq_connect(c->sock, u.endpoint) != 0)
         return JOBQ_ESYS;
     wire_msg_t h, w;
+    wire_msg_init(&w, WIRE_ERROR);
     wire_msg_init(&h, WIRE_HELLO);
     h.fields = WIRE_F_ROLE | WIRE_F_NAME;
     h.role = WIRE_ROLE_ADMIN;
     h.name = (wire_str_t){"jobq-admin", 10};
-    int rc = s_send(c, &h);
+    rc = s_send(c, &h);
     if (rc == JOBQ_OK)
         rc = s_recv(c, &w);
     if (rc == JOBQ_OK && w.type != WIRE_WELCOME)
         rc = w.type == WIRE_ERROR ? (int)w.code : JOBQ_EPROTO;
     wire_msg_fini(&w);
     if (rc != JOBQ_OK)
-        fprintf(stderr, "jobq %s: no broker answered at %s: %s\n", a->cmd, url, jobq_strerror(rc));
+        fprintf(stderr,
+                rc == JOBQ_EAUTH ? "jobq %s: the broker at %s refused our CURVE key (is it in its "
+                                   "allow-list, and is --curve-server the broker's key?): %s\n"
+                                 : "jobq %s: no broker answered at %s: %s\n",
+                a->cmd, url, jobq_strerror(rc));
     return rc;
 }
 
@@ -436,14 +461,16 @@ s_print_tables(const s_json_t *j)
                s_num_at(j, q, "reserved"), s_num_at(j, q, "dead"), s_num_at(j, q, "done"),
                s_num_at(j, q, "failed"), s_num_at(j, q, "submitted"), s_yes(j, q, "paused"));
     }
-    printf("\n%-14s %-16s %7s %6s %9s %7s %10s %9s\n", "WORKER", "NAME", "CREDIT", "HELD", "DONE",
-           "FAILED", "HEARD (ms)", "STOPPING");
+    printf("\n%-14s %-16s %7s %6s %9s %7s %10s %9s %s\n", "WORKER", "NAME", "CREDIT", "HELD",
+           "DONE", "FAILED", "HEARD (ms)", "STOPPING", "PRINCIPAL");
     for (uint32_t w = ws + 1; ws && w < j->n[ws].end; w = j->n[w].end) {
-        uint32_t id = s_get(j, w, "id"), nm = s_get(j, w, "name");
-        printf("%-14.*s %-16.*s %7.0f %6.0f %9.0f %7.0f %10.0f %9s\n", (int)j->n[id].vlen,
+        uint32_t id = s_get(j, w, "id"), nm = s_get(j, w, "name"), pr = s_get(j, w, "principal");
+        printf("%-14.*s %-16.*s %7.0f %6.0f %9.0f %7.0f %10.0f %9s %.*s\n", (int)j->n[id].vlen,
                j->n[id].v, (int)j->n[nm].vlen, j->n[nm].v, s_num_at(j, w, "credit"),
                s_num_at(j, w, "held"), s_num_at(j, w, "done"), s_num_at(j, w, "failed"),
-               s_num_at(j, w, "last_heard_ms"), s_yes(j, w, "stopping"));
+               s_num_at(j, w, "last_heard_ms"), s_yes(j, w, "stopping"),
+               pr && j->n[pr].vlen ? (int)j->n[pr].vlen : 1,
+               pr && j->n[pr].vlen ? j->n[pr].v : "-");
     }
 }
 
@@ -515,6 +542,16 @@ static const s_prom_t s_broker_metrics[] = {
     {"workers_lost", "jobq_broker_workers_lost_total", "counter", "Workers forgotten with jobs."},
     {"msgs_in", "jobq_broker_messages_received_total", "counter", "Messages received."},
     {"msgs_out", "jobq_broker_messages_sent_total", "counter", "Messages sent."},
+};
+
+static const s_prom_t s_security_metrics[] = {
+    /* STATS "security" (broker/reactor_sec.c) */
+    {"zap_allowed", "jobq_broker_curve_admitted_total", "counter", "CURVE handshakes admitted."},
+    {"zap_denied", "jobq_broker_curve_denied_total", "counter", "CURVE handshakes denied."},
+    {"principal_refused", "jobq_broker_principal_refused_total", "counter",
+     "Messages refused: another principal on a peer's routing id."},
+    {"lease_capped", "jobq_broker_lease_capped_total", "counter",
+     "Deliveries cut short by a principal's lease cap."},
 };
 
 static const s_prom_t s_queue_metrics[] = {
@@ -606,6 +643,13 @@ s_print_prometheus(const s_json_t *j)
         printf("jobq_protocol_errors_total{kind=");
         s_prom_label(j->n[c].k, j->n[c].klen);
         printf("} %.0f\n", j->n[c].num);
+    }
+    uint32_t sec = s_get(j, 0, "security");
+    for (size_t i = 0; sec && i < sizeof s_security_metrics / sizeof s_security_metrics[0]; i++) {
+        s_prom_head(s_security_metrics[i].name, s_security_metrics[i].type,
+                    s_security_metrics[i].help);
+        printf("%s %.0f\n", s_security_metrics[i].name,
+               s_num_at(j, sec, s_security_metrics[i].key));
     }
     s_prom_queues(j, s_get(j, 0, "queues"));
     uint32_t ws = s_get(j, 0, "workers");

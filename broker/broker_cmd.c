@@ -12,7 +12,13 @@
  *
  * Exit codes: 0 after a clean stop, 1 when the broker could not start (bind
  * failure, another broker on the ipc path), 2 bad usage, including a
- * non-loopback tcp:// address without --insecure.
+ * non-loopback tcp:// address without CURVE or --insecure, and key files or
+ * an allow-list directory that are unsafe (group/world access) or malformed.
+ *
+ * CURVE: --curve-key FILE --curve-clients DIR turn on CURVE with the ZAP
+ * allow-list on every tcp:// endpoint (broker/reactor_sec.c, broker/zap.h);
+ * the process sets umask 077 first, and core dumps are disabled while a
+ * secret key is loaded (PR_SET_DUMPABLE 0).
  *
  * Retries: --backoff-base MS and --backoff-max MS set the core's retry delay
  * (first retry after base, doubling up to max, +-20% jitter; defaults 1 s
@@ -31,6 +37,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int broker_main(int argc, char **argv);
@@ -95,7 +103,12 @@ enum {
     S_OPT_READY_FILE,
     S_OPT_INSECURE,
     S_OPT_BACKOFF_BASE,
-    S_OPT_BACKOFF_MAX
+    S_OPT_BACKOFF_MAX,
+    S_OPT_CURVE_KEY,
+    S_OPT_CURVE_CLIENTS,
+    S_OPT_MAX_LEASES,
+    S_OPT_HANDSHAKE,
+    S_OPT_ZMTP_HB
 };
 
 /* Applies one numeric option; returns 0 or a usage error's exit code. */
@@ -118,6 +131,9 @@ s_num_opt(s_args_t *a, int c, const char *arg)
         {S_OPT_DRAIN, "--drain", 0, 86400000},
         {S_OPT_BACKOFF_BASE, "--backoff-base", 0, 86400000},
         {S_OPT_BACKOFF_MAX, "--backoff-max", 0, 86400000},
+        {S_OPT_MAX_LEASES, "--max-leases", 1, UINT32_MAX},
+        {S_OPT_HANDSHAKE, "--handshake", 100, 3600000},
+        {S_OPT_ZMTP_HB, "--zmtp-heartbeat", 100, 600000},
     };
     for (size_t i = 0; i < sizeof lim / sizeof lim[0]; i++) {
         if (lim[i].opt != c)
@@ -158,6 +174,15 @@ s_num_opt(s_args_t *a, int c, const char *arg)
     case S_OPT_BACKOFF_MAX:
         a->o.core.backoff_max_ms = (int64_t)v;
         break;
+    case S_OPT_MAX_LEASES: /* per CURVE principal (reactor_sec.c) */
+        a->o.max_leases = (uint32_t)v;
+        break;
+    case S_OPT_HANDSHAKE:
+        a->o.handshake_ms = (uint32_t)v;
+        break;
+    case S_OPT_ZMTP_HB:
+        a->o.zmtp_hb_ms = (uint32_t)v;
+        break;
     }
     return 0;
 }
@@ -179,6 +204,11 @@ s_parse(int argc, char **argv, s_args_t *a)
         {"insecure", no_argument, NULL, S_OPT_INSECURE},
         {"backoff-base", required_argument, NULL, S_OPT_BACKOFF_BASE},
         {"backoff-max", required_argument, NULL, S_OPT_BACKOFF_MAX},
+        {"curve-key", required_argument, NULL, S_OPT_CURVE_KEY},
+        {"curve-clients", required_argument, NULL, S_OPT_CURVE_CLIENTS},
+        {"max-leases", required_argument, NULL, S_OPT_MAX_LEASES},
+        {"handshake", required_argument, NULL, S_OPT_HANDSHAKE},
+        {"zmtp-heartbeat", required_argument, NULL, S_OPT_ZMTP_HB},
         {NULL, 0, NULL, 0}};
     int c, rc;
     reactor_opts_init(&a->o);
@@ -193,6 +223,10 @@ s_parse(int argc, char **argv, s_args_t *a)
             a->ready_file = optarg;
         } else if (c == S_OPT_INSECURE) {
             a->o.insecure = 1;
+        } else if (c == S_OPT_CURVE_KEY) {
+            a->o.curve_key = optarg;
+        } else if (c == S_OPT_CURVE_CLIENTS) {
+            a->o.curve_clients = optarg;
         } else if (c == '?') {
             return jobq_cli_usage_error("broker", "bad option");
         } else if ((rc = s_num_opt(a, c, optarg)) != 0) {
@@ -201,6 +235,8 @@ s_parse(int argc, char **argv, s_args_t *a)
     }
     if (optind < argc)
         return jobq_cli_usage_error("broker", "unexpected '%s'", argv[optind]);
+    if (!a->o.curve_key != !a->o.curve_clients)
+        return jobq_cli_usage_error("broker", "--curve-key and --curve-clients go together");
     return 0;
 }
 
@@ -247,12 +283,17 @@ broker_main(int argc, char **argv)
         return JOBQ_EXIT_FAIL;
     }
     a.o.stop_fd = s_stop_pipe[0];
+    umask(077); /* sockets, ready file: nobody else's business (RELIABILITY.md S4) */
+    if (a.o.curve_key)
+        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* no core file with the secret key */
     reactor_t *r = NULL;
     rc = reactor_new(&a.o, &r, why, sizeof why);
     if (rc != JOBQ_OK) {
         fprintf(stderr, "jobq broker: %s\n", why);
-        return rc == JOBQ_EFORBIDDEN || rc == JOBQ_EURL || rc == JOBQ_EINVAL ? JOBQ_EXIT_USAGE
-                                                                             : JOBQ_EXIT_FAIL;
+        return rc == JOBQ_EFORBIDDEN || rc == JOBQ_EURL || rc == JOBQ_EINVAL ||
+                       rc == JOBQ_ECORRUPT || rc == JOBQ_ENOTFOUND
+                   ? JOBQ_EXIT_USAGE
+                   : JOBQ_EXIT_FAIL;
     }
     if (a.ready_file &&
         s_ready_file(a.ready_file, r) != 0) { /* first: it exists once stdout says so */

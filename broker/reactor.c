@@ -44,6 +44,9 @@ reactor_opts_init(reactor_opts_t *opts)
     opts->max_credit = REACTOR_CREDIT_MAX_DEFAULT;
     opts->drain_ms = REACTOR_DRAIN_DEFAULT_MS;
     opts->stop_fd = -1;
+    opts->handshake_ms = REACTOR_HANDSHAKE_DEFAULT_MS;
+    opts->zmtp_hb_ms = REACTOR_ZMTP_HB_DEFAULT_MS;
+    opts->max_leases = REACTOR_LEASES_DEFAULT;
     core_config_init(&opts->core);
 }
 
@@ -148,30 +151,23 @@ s_bind(reactor_t *r, const char *url, char *why, size_t why_len)
         return s_why(JOBQ_EURL, why, why_len, "%s", uwhy);
     if (u.scheme != JOBQ_URL_TCP && u.scheme != JOBQ_URL_IPC)
         return s_why(JOBQ_EURL, why, why_len, "%s: the broker listens on tcp:// or ipc://", url);
-    if (u.scheme == JOBQ_URL_TCP && !s_loopback(u.host)) {
-        if (!r->opts.insecure)
-            return s_why(JOBQ_EFORBIDDEN, why, why_len,
-                         "%s is not a loopback address and CURVE is not available yet: "
-                         "use --insecure to listen on it unauthenticated",
-                         url);
-        LOG_WARN("listening on %s without authentication (--insecure)", url);
-    }
     if (u.scheme == JOBQ_URL_IPC && s_ipc_in_use(u.path))
         return s_why(JOBQ_EBUSY, why, why_len, "%s: another process is listening there", url);
     void *s = zmq_socket(r->ctx, ZMQ_ROUTER);
     if (!s)
         return s_why(JOBQ_ESYS, why, why_len, "zmq_socket: %s", zmq_strerror(errno));
+    int tcp = u.scheme == JOBQ_URL_TCP;
+    int rc = rx_sec_socket(r, s, url, tcp, tcp && s_loopback(u.host), why, why_len);
+    if (rc != JOBQ_OK) { /* reactor_sec.c: CURVE, handshake, ZMTP heartbeats, --insecure */
+        zmq_close(s);
+        return rc;
+    }
     int64_t maxmsg = (int64_t)r->opts.max_frame;
     zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     s_setopt_int(s, ZMQ_ROUTER_MANDATORY, 1);
     s_setopt_int(s, ZMQ_LINGER, 100);
     s_setopt_int(s, ZMQ_SNDHWM, 1000);
     s_setopt_int(s, ZMQ_RCVHWM, 1000);
-    s_setopt_int(s, ZMQ_HANDSHAKE_IVL, 10000);
-    if (u.scheme == JOBQ_URL_TCP) {
-        s_setopt_int(s, ZMQ_HEARTBEAT_IVL, 1000);
-        s_setopt_int(s, ZMQ_HEARTBEAT_TIMEOUT, 3000);
-    }
     if (zmq_bind(s, u.endpoint) != 0) {
         int e = errno;
         zmq_close(s);
@@ -238,8 +234,12 @@ reactor_new(const reactor_opts_t *opts, reactor_t **out, char *why, size_t why_l
         list = &one;
         n = 1;
     }
+    if (rc == JOBQ_OK)
+        rc = rx_sec_init(r, why, why_len); /* the ZAP handler exists before any bind */
     for (size_t i = 0; rc == JOBQ_OK && i < n; i++)
         rc = s_bind(r, list[i], why, why_len);
+    if (r->sec)
+        rx_sec_bound(r);
     if (rc) {
         reactor_destroy(&r);
         return rc;
@@ -256,6 +256,7 @@ reactor_destroy(reactor_t **self_p)
     reactor_t *r = *self_p;
     for (size_t i = 0; i < r->nsocks; i++)
         zmq_close(r->socks[i]);
+    rx_sec_fini(r);
     if (r->ctx)
         zmq_ctx_term(r->ctx);
     for (size_t i = 0; i < r->nsocks; i++) { /* libzmq may leave the socket file behind */
@@ -563,6 +564,9 @@ s_on_message(reactor_t *r, uint32_t sock, zmq_msg_t *id, zmq_msg_t *body)
     size_t rid_len = zmq_msg_size(id);
     rx_peer_t *p = rx_peers_find(&r->peers, sock, rid, rid_len);
     r->cnt.msgs_in++;
+    const char *user = rx_sec_user(body);
+    if (p && rx_sec_admit(r, p, user) != 0)
+        return; /* another principal on this routing id: refused (reactor_sec.c) */
     if (p) {
         s_heard(r, p);
         p->msgs++;
@@ -571,6 +575,8 @@ s_on_message(reactor_t *r, uint32_t sock, zmq_msg_t *id, zmq_msg_t *body)
     int rc = wire_decode(&m, zmq_msg_data(body), zmq_msg_size(body), r->opts.max_frame);
     if (rc == JOBQ_OK) {
         rx_dispatch(r, sock, rid, rid_len, p, &m);
+        if (!p && m.type == WIRE_HELLO && (p = rx_peers_find(&r->peers, sock, rid, rid_len)))
+            rx_sec_hello(r, p, user);
         rx_drain_events(r);
     } else {
         s_bad_frame(r, sock, rid, rid_len, p, &m, rc);
@@ -611,6 +617,8 @@ s_read_socket(reactor_t *r, uint32_t i)
             s_on_message(r, i, &id, &body);
         } else {
             rx_peer_t *p = rx_peers_find(&r->peers, i, zmq_msg_data(&id), zmq_msg_size(&id));
+            if (p && parts >= 2 && strcmp(rx_sec_user(&body), p->principal) != 0)
+                p = NULL; /* another principal's connection: not counted against p */
             if (p)
                 s_heard(r, p);
             rx_protocol_error(r, p, RX_ERR_ENVELOPE);

@@ -36,6 +36,11 @@ typedef struct reactor reactor_t;
 #define REACTOR_CREDIT_MAX_DEFAULT 1024u /* per-worker prefetch cap */
 #define REACTOR_DRAIN_DEFAULT_MS 10000   /* SIGTERM: longest wait for leased jobs */
 
+/* Security limits (broker/reactor_sec.c, docs/SECURITY.md). */
+#define REACTOR_HANDSHAKE_DEFAULT_MS 10000u /* ZMQ_HANDSHAKE_IVL: unfinished handshakes close */
+#define REACTOR_ZMTP_HB_DEFAULT_MS 1000u    /* ZMQ_HEARTBEAT_IVL on tcp (timeout and TTL 3x) */
+#define REACTOR_LEASES_DEFAULT 1000u        /* jobs one CURVE principal may hold at once */
+
 typedef struct reactor_opts {
     const char *listen[REACTOR_LISTEN_MAX]; /* endpoint URLs (tcp:// or ipc://) */
     size_t nlisten;                         /* 0: broker_default_url() */
@@ -47,6 +52,17 @@ typedef struct reactor_opts {
     int insecure;                           /* allow non-loopback tcp without CURVE */
     int stop_fd;        /* readable = stop: first time drain, second time at once; -1 = none */
     core_config_t core; /* limits and retention of the core */
+    /* Security (reactor_sec.c). curve_key: the broker's key pair file (jobq
+     * keygen), NULL = no CURVE; with it every tcp:// endpoint requires CURVE
+     * and admits the PRINCIPAL.pub keys of the curve_clients directory
+     * (ipc:// stays protected by its 0700 directory). handshake_ms is
+     * ZMQ_HANDSHAKE_IVL, zmtp_hb_ms the tcp ZMTP PING interval (a peer silent
+     * for 3 is closed), max_leases the jobs one principal may hold at once. */
+    const char *curve_key;
+    const char *curve_clients;
+    uint32_t handshake_ms;
+    uint32_t zmtp_hb_ms;
+    uint32_t max_leases;
 } reactor_opts_t;
 
 /* Fills opts with the defaults above, the core's defaults, no endpoints and
@@ -67,8 +83,11 @@ int broker_default_url(char *buf, size_t len);
 int broker_prepare_ipc_dir(const char *url, char *why, size_t why_len);
 
 /* Creates the core and a ROUTER socket bound to each endpoint (the ZeroMQ
- * context is the reactor's own). Refuses a non-loopback tcp:// endpoint
- * unless opts->insecure (JOBQ_EFORBIDDEN), a bad URL (JOBQ_EURL), an ipc://
+ * context is the reactor's own; with opts->curve_key the ZAP handler starts
+ * in it first, docs/SECURITY.md). Refuses a non-loopback tcp:// endpoint
+ * without CURVE unless opts->insecure (JOBQ_EFORBIDDEN), unusable key files
+ * or allow-list (JOBQ_EFORBIDDEN, JOBQ_ECORRUPT, JOBQ_ENOTFOUND), a bad URL
+ * (JOBQ_EURL), an ipc://
  * path where another broker answers (JOBQ_EBUSY), a bind failure (JOBQ_ESYS)
  * and bad options (JOBQ_EINVAL); why gets a one-line reason. On success *out
  * owns a new reactor (reactor_destroy); on failure *out is NULL. */

@@ -32,6 +32,7 @@
 #define RX_WAITS_PER_PEER 256u        /* parked WAIT + JOIN requests per peer */
 #define RX_WAIT_IDS_MAX (1u << 20)    /* ids in parked WAITs, all peers together */
 #define RX_NAME_MAX 64u
+#define RX_PRINCIPAL_MAX 64u /* bytes of a CURVE principal (broker/zap.h) */
 #define RX_HELLO_NO_PUSH                                                                           \
     1u /* HELLO flags bit 0: do not push results */ /* bytes of a HELLO name kept for stats */
 
@@ -52,6 +53,7 @@ typedef enum rx_err_kind {
     RX_ERR_ROLE,         /* a message the peer's role may not send */
     RX_ERR_DIRECTION,    /* a message only the broker sends */
     RX_ERR_PEER_ERROR,   /* an ERROR message from a peer */
+    RX_ERR_PRINCIPAL,    /* a message whose CURVE principal is not its peer's (spoof) */
     RX_ERR_COUNT_
 } rx_err_kind;
 
@@ -83,6 +85,8 @@ typedef struct rx_peer {
     uint32_t npush, cappush;
     char name[RX_NAME_MAX];
     uint32_t name_len;
+    char principal[RX_PRINCIPAL_MAX + 1]; /* CURVE User-Id at HELLO; "" = none (ipc, NULL) */
+    int32_t pidx;                         /* its row in the principal table, -1 = none */
 } rx_peer_t;
 
 typedef struct rx_peers {
@@ -169,6 +173,7 @@ struct reactor {
     wire_lease_t *leasebuf; /* scratch for DELIVER: what to hand back on failure */
     jobq_job_t *jobbuf;     /* scratch for DELIVER: the jobs as sent */
     core_name_t qwindow[CORE_RESERVE_QUEUES_MAX]; /* scratch: a window of r->allq */
+    struct rx_sec *sec; /* CURVE, ZAP and principals (reactor_sec.c); never NULL once built */
 };
 
 /* ---- reactor.c ----------------------------------------------------------- */
@@ -263,5 +268,36 @@ void rx_text_fini(rx_text_t *t);
 int rx_stats_json(reactor_t *r, const char *q, uint32_t qlen, rx_text_t *t);
 /* Appends the JSON object of one job view. */
 void rx_job_json(rx_text_t *t, const core_job_view_t *v);
+
+/* ---- reactor_sec.c ------------------------------------------------------- */
+
+/* Creates r->sec; with opts.curve_key, loads the server key and starts the
+ * ZAP handler in r->ctx (before any socket binds). Returns a jobq_err with
+ * a reason in why. */
+int rx_sec_init(reactor_t *r, char *why, size_t why_len);
+/* Sets the handshake, ZMTP heartbeat and (tcp with CURVE) CURVE server
+ * options on socket s before it binds; refuses a non-loopback tcp endpoint
+ * without CURVE or --insecure. Returns a jobq_err with a reason in why. */
+int rx_sec_socket(reactor_t *r, void *s, const char *url, int tcp, int loopback, char *why,
+                  size_t why_len);
+/* Every endpoint is bound: wipes the server's secret key from memory. */
+void rx_sec_bound(reactor_t *r);
+/* Stops the ZAP handler and frees r->sec; before the context ends. */
+void rx_sec_fini(reactor_t *r);
+/* The CURVE principal of a received message ("User-Id"), "" when none. */
+const char *rx_sec_user(void *zmsg);
+/* Checks that a message from known peer p carries p's principal. Returns 0,
+ * or -1 after answering the sender ERROR JOBQ_EFORBIDDEN (p, the peer that
+ * owns the routing id, is left alone and nothing is counted against it). */
+int rx_sec_admit(reactor_t *r, rx_peer_t *p, const char *user);
+/* Records user as the principal of p, just created by HELLO. */
+void rx_sec_hello(reactor_t *r, rx_peer_t *p, const char *user);
+/* Lease accounting per principal: recount before a delivery round, cap a
+ * worker's room, and add what was just reserved. */
+void rx_sec_count_leases(reactor_t *r);
+size_t rx_sec_lease_room(reactor_t *r, const rx_peer_t *p, size_t room);
+void rx_sec_leased(reactor_t *r, const rx_peer_t *p, size_t n);
+/* Appends ,"security":{...} to the STATS JSON. */
+void rx_sec_json(reactor_t *r, rx_text_t *t);
 
 #endif

@@ -115,9 +115,9 @@ s_rss_bytes(void)
 static void
 s_broker_json(reactor_t *r, rx_text_t *t)
 {
-    static const char *const kinds[RX_ERR_COUNT_] = {"envelope",   "malformed",       "bad_version",
-                                                     "too_big",    "no_hello",        "hello_twice",
-                                                     "wrong_role", "wrong_direction", "peer_error"};
+    static const char *const kinds[RX_ERR_COUNT_] = {
+        "envelope",    "malformed",  "bad_version",     "too_big",    "no_hello",
+        "hello_twice", "wrong_role", "wrong_direction", "peer_error", "principal"};
     const rx_counters_t *c = &r->cnt;
     core_stats_t st;
     core_stats(r->core, &st);
@@ -186,6 +186,8 @@ s_worker_json(reactor_t *r, rx_text_t *t, const rx_peer_t *p)
     rx_peer_rid_hex(p, hex);
     rx_text_add(t, "{\"id\":\"%s\",\"name\":", hex);
     rx_text_str(t, p->name, p->name_len);
+    rx_text_add(t, ",\"principal\":");
+    rx_text_str(t, p->principal, (uint32_t)strlen(p->principal));
     rx_text_add(t, ",\"queues\":[");
     for (uint32_t i = 0; i < p->nqueues && i < S_QUEUES_SHOWN; i++) {
         if (i)
@@ -213,6 +215,7 @@ rx_stats_json(reactor_t *r, const char *q, uint32_t qlen, rx_text_t *t)
     int truncated = 0;
     rx_text_add(t, "{");
     s_broker_json(r, t);
+    rx_sec_json(r, t);
     rx_text_add(t, ",\"queues\":[");
     if (qlen) {
         s_queue_json(r, t, &qs);

@@ -678,13 +678,14 @@ s_deliver_round(reactor_t *r)
         core_worker_stats_t st;
         if (core_worker_stats(r->core, p->handle, &st) != JOBQ_OK || st.held >= st.credit)
             continue;
-        size_t room = st.credit - st.held, nq = 0, n = 0;
+        size_t room = rx_sec_lease_room(r, p, st.credit - st.held), nq = 0, n = 0;
         const core_name_t *qs = s_worker_queues(r, p, &nq);
-        if (nq == 0)
+        if (nq == 0 || room == 0)
             continue;
         size_t max = room < RX_DELIVER_MAX ? room : RX_DELIVER_MAX;
         if (core_reserve(r->core, p->handle, qs, nq, r->now_ms, max, r->views, &n) != JOBQ_OK)
             continue;
+        rx_sec_leased(r, p, n);
         if (n)
             returned += s_send_deliver(r, p, n);
     }
@@ -695,6 +696,7 @@ void
 rx_deliver_all(reactor_t *r)
 {
     rx_refresh_queues(r);
+    rx_sec_count_leases(r);
     /* Jobs handed back by a failed send get one more round, so that another
      * worker takes them in this pass. */
     if (s_deliver_round(r))

@@ -122,6 +122,7 @@ rx_peers_add(rx_peers_t *t, uint32_t sock, const void *rid, size_t len)
         s_grow_buckets(t);
     uint32_t slot = s_free_slot(t);
     rx_peer_t *p = jobq_calloc(1, sizeof *p);
+    p->pidx = -1; /* no principal (reactor_sec.c) */
     p->slot = slot;
     p->handle = ((uint64_t)t->gen++ << 32) | (slot + 1u);
     if (t->gen == 0)

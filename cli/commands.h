@@ -30,4 +30,15 @@ const jobq_command_t *jobq_cli_find(const char *name);
 /* Installs the stderr logger at the level in $JOBQ_LOG (default "notice"). */
 void jobq_cli_log_init(void);
 
+/* Removes --curve-key FILE and --curve-server FILE (also --opt=FILE) from
+ * argv[1..*argc), up to a "--", remembering them; returns 0 or a usage exit
+ * code for a missing FILE. Does nothing unless cmd is a client subcommand. */
+int jobq_cli_curve_extract(const char *cmd, int *argc, char **argv);
+
+/* The CURVE files for a client command: the option, else $JOBQ_CURVE_KEY /
+ * $JOBQ_CURVE_SERVER, else NULL (no CURVE). The strings are argv's or the
+ * environment's. */
+const char *jobq_cli_curve_key(void);
+const char *jobq_cli_curve_server(void);
+
 #endif

@@ -27,6 +27,7 @@ int kick_main(int argc, char **argv);         /* broker/admin_cmd.c */
 int delete_main(int argc, char **argv);       /* broker/admin_cmd.c */
 int peek_main(int argc, char **argv);         /* broker/admin_cmd.c */
 int broker_stop_main(int argc, char **argv);  /* broker/admin_cmd.c */
+int keygen_main(int argc, char **argv);       /* cli/keygen_cmd.c */
 
 static const jobq_command_t s_commands[] = {
     {"help", s_help_main, "show help for jobq or one command",
@@ -184,6 +185,8 @@ static const jobq_command_t s_commands[] = {
      "                   [--max-jobs N] [--max-bytes N] [--max-queues N] [--max-credit N]\n"
      "                   [--drain MS] [--backoff-base MS] [--backoff-max MS]\n"
      "                   [--ready-file PATH] [--insecure]\n"
+     "                   [--curve-key FILE --curve-clients DIR] [--max-leases N]\n"
+     "                   [--handshake MS] [--zmtp-heartbeat MS]\n"
      "\n"
      "Serves producers and workers over ZeroMQ until SIGTERM or SIGINT. Jobs are kept\n"
      "in memory only (not durable yet). Prints 'listening on URL' for each endpoint\n"
@@ -206,18 +209,33 @@ static const jobq_command_t s_commands[] = {
      "  --backoff-max MS   cap of the retry delay (default 3600000)\n"
      "  --ready-file PATH  also write the 'listening on' lines to PATH (atomically)\n"
      "  --insecure         allow a non-loopback tcp:// address without authentication\n"
+     "  --curve-key FILE   CURVE on every tcp:// endpoint with this key pair (jobq\n"
+     "                     keygen's NAME.key, mode 0600); needs --curve-clients\n"
+     "  --curve-clients DIR  admit only the public keys in DIR (one PRINCIPAL.pub\n"
+     "                     each; the file name is the principal)\n"
+     "  --max-leases N     jobs one CURVE principal may hold at once (default 1000)\n"
+     "  --handshake MS     close connections that do not finish the ZMTP/CURVE\n"
+     "                     handshake in MS (default 10000)\n"
+     "  --zmtp-heartbeat MS  tcp:// ZMTP ping interval; a peer silent for 3 is\n"
+     "                     closed (default 1000)\n"
+     "\n"
+     "Client commands (submit, wait, join, stop-workers, worker, stats, pause, resume,\n"
+     "kick, delete, peek, broker-stop) take --curve-key FILE (their NAME.key) and\n"
+     "--curve-server FILE (the broker's .pub), default $JOBQ_CURVE_KEY and\n"
+     "$JOBQ_CURVE_SERVER. docs/SECURITY.md has the details and every limit.\n"
      "\n"
      "SIGTERM/SIGINT: stop taking jobs, wait for leased jobs (--drain), exit 0; a\n"
      "second signal stops at once. Exit 2 on bad usage or a non-loopback address\n"
-     "without --insecure, 1 when it cannot listen.\n"},
+     "without --insecure or CURVE, or unusable key files, 1 when it cannot listen.\n"},
     {"stats", stats_main, "show a broker's queues, workers and counters",
      "usage: jobq stats [-u URL] [-q QUEUE] [--json | --prometheus] [--timeout S]\n"
      "\n"
      "Prints the broker's counters: per queue (ready, delayed, reserved, dead, done,\n"
      "failed, submitted, paused), per worker (routing id, credit, jobs held, done,\n"
-     "failed, last heard), and the broker's own (uptime, memory, connections,\n"
-     "protocol errors by kind). -u defaults to $JOBQ_URL, then to the broker's default\n"
-     "endpoint (see jobq help broker).\n"
+     "failed, last heard, CURVE principal), and the broker's own (uptime, memory,\n"
+     "connections, protocol errors by kind, CURVE admissions and denials). -u\n"
+     "defaults to $JOBQ_URL, then to the broker's default endpoint (see jobq help\n"
+     "broker).\n"
      "\n"
      "  -q, --queue QUEUE  only this queue (and the workers that serve it)\n"
      "  --json             the broker's JSON document as is\n"
@@ -244,6 +262,14 @@ static const jobq_command_t s_commands[] = {
      "\n"
      "Prints the first N (default 1) ready, delayed or dead jobs of QUEUE, or the\n"
      "named jobs, as JSON: {\"jobs\": [{id, queue, state, attempt, payload, ...}]}.\n"},
+    {"keygen", keygen_main, "write a CURVE key pair (NAME.key, NAME.pub)",
+     "usage: jobq keygen NAME\n"
+     "\n"
+     "Writes a fresh CURVE key pair: NAME.key (public and secret key, mode 0600) and\n"
+     "NAME.pub (the public key, one Z85 line). Refuses to overwrite either file.\n"
+     "Give NAME.pub to the other side: a broker admits the clients whose .pub files\n"
+     "are in its --curve-clients directory; clients name the broker's .pub in\n"
+     "--curve-server. Exit 1 when a file exists or cannot be written.\n"},
     {"broker-stop", broker_stop_main, "stop a broker as SIGTERM would",
      "usage: jobq broker-stop [-u URL]\n"
      "\n"
@@ -292,9 +318,12 @@ s_print_overview(FILE *out)
                  "Commands:\n");
     for (size_t i = 0; i < S_NCOMMANDS; i++)
         fprintf(out, "  %-14s %s\n", s_commands[i].name, s_commands[i].summary);
-    fprintf(out, "\nRun 'jobq help COMMAND' or 'jobq COMMAND --help' for a command's options.\n"
-                 "Exit status: 0 success, 1 a job or operation failed, 2 bad usage.\n"
-                 "Environment: JOBQ_URL (default URL), JOBQ_LOG (err|warn|notice|info|debug).\n");
+    fprintf(out,
+            "\nRun 'jobq help COMMAND' or 'jobq COMMAND --help' for a command's options.\n"
+            "Exit status: 0 success, 1 a job or operation failed, 2 bad usage.\n"
+            "Environment: JOBQ_URL (default URL), JOBQ_LOG (err|warn|notice|info|debug).\n"
+            "CURVE: every command that talks to a broker takes --curve-key FILE and\n"
+            "--curve-server FILE (or JOBQ_CURVE_KEY, JOBQ_CURVE_SERVER); see jobq help keygen.\n");
 }
 
 static int
@@ -353,5 +382,9 @@ main(int argc, char **argv)
         }
     }
     jobq_cli_log_init();
-    return c->main(argc - 1, argv + 1);
+    int sub_argc = argc - 1;
+    int rc = jobq_cli_curve_extract(c->name, &sub_argc, argv + 1);
+    if (rc)
+        return rc;
+    return c->main(sub_argc, argv + 1);
 }

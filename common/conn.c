@@ -9,11 +9,13 @@
 #include "common/conn.h"
 #include "common/alloc.h"
 #include "common/clock.h"
+#include "common/curve.h"
 #include "common/log.h"
 #include "jobq/errors.h"
 #include "jobq/version.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <zmq.h>
 
@@ -22,11 +24,14 @@ struct conn {
     void *sock;
     char *endpoint;
     char *name;
+    char *curve_key, *curve_server; /* CURVE key files, read at each socket open; NULL = none */
     int role;
     uint32_t hb_wanted_ms, hb_ms, flags;
     uint32_t hello_flags; /* sent in HELLO when non-zero */
     int connected;
-    int handshaking; /* HELLO sent, WELCOME not yet: conn_connect's timeout rules */
+    int handshaking;  /* HELLO sent, WELCOME not yet: conn_connect's timeout rules */
+    void *mon;        /* CURVE: PAIR receiving the socket's handshake-failure events */
+    unsigned mon_seq; /* makes each monitor endpoint name unique */
     int64_t last_send_ms, last_recv_ms;
     uint64_t next_req;
     zmq_msg_t frame; /* the last frame received: decoded slices point into it */
@@ -50,6 +55,15 @@ conn_new(const char *endpoint, int role, const char *name, uint32_t hb_ms)
 }
 
 void
+conn_set_curve(conn_t *c, const char *key_file, const char *server_pub)
+{
+    jobq_free(c->curve_key);
+    jobq_free(c->curve_server);
+    c->curve_key = key_file ? jobq_strdup(key_file) : NULL;
+    c->curve_server = server_pub ? jobq_strdup(server_pub) : NULL;
+}
+
+void
 conn_set_hello_flags(conn_t *c, uint32_t flags)
 {
     c->hello_flags = flags;
@@ -61,6 +75,11 @@ s_close_socket(conn_t *c)
     if (c->have_frame) {
         zmq_msg_close(&c->frame);
         c->have_frame = 0;
+    }
+    if (c->mon) {
+        zmq_socket_monitor(c->sock, NULL, 0);
+        zmq_close(c->mon);
+        c->mon = NULL;
     }
     if (c->sock) {
         int linger = 0;
@@ -92,6 +111,8 @@ conn_destroy(conn_t **c_p)
     wire_buf_fini(&c->out);
     jobq_free(c->endpoint);
     jobq_free(c->name);
+    jobq_free(c->curve_key);
+    jobq_free(c->curve_server);
     jobq_free(c);
     *c_p = NULL;
 }
@@ -108,6 +129,23 @@ s_open_socket(conn_t *c)
     zmq_setsockopt(c->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(c->sock, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
     zmq_setsockopt(c->sock, ZMQ_HEARTBEAT_TIMEOUT, &tmo, sizeof tmo);
+    if (c->curve_key || c->curve_server) {
+        char why[512];
+        int rc =
+            !c->curve_key || !c->curve_server
+                ? JOBQ_EINVAL
+                : jobq_curve_client_setup(c->sock, c->curve_key, c->curve_server, why, sizeof why);
+        if (rc != JOBQ_OK) {
+            LOG_WARN("%s", rc == JOBQ_EINVAL ? "CURVE needs both a key file and the server's "
+                                               "public key file"
+                                             : why);
+            s_close_socket(c);
+            return rc;
+        }
+        char ep[96];
+        snprintf(ep, sizeof ep, "inproc://jobq-conn-mon-%p-%u", (void *)c, c->mon_seq++);
+        c->mon = jobq_curve_monitor(c->ctx, c->sock, ep);
+    }
     if (zmq_connect(c->sock, c->endpoint) != 0) {
         LOG_WARN("cannot connect to %s: %s", c->endpoint, zmq_strerror(zmq_errno()));
         s_close_socket(c);
@@ -143,7 +181,20 @@ conn_connect(conn_t *c, int64_t timeout_ms)
     int64_t deadline = jobq_deadline_ms(timeout_ms);
     c->handshaking = 1;
     while (rc == JOBQ_OK) {
-        rc = conn_recv(c, &m, jobq_remaining_ms(deadline));
+        int64_t left = jobq_remaining_ms(deadline);
+        rc = conn_recv(c, &m, c->mon && (left < 0 || left > 100) ? 100 : left);
+        if (rc == JOBQ_ETIMEDOUT && c->mon) { /* CURVE: look for a refused handshake */
+            if (jobq_curve_handshake_failed(c->mon)) {
+                LOG_WARN("broker %s refused the CURVE handshake: is our public key in its "
+                         "allow-list, and is the server key the broker's?",
+                         c->endpoint);
+                rc = JOBQ_EAUTH;
+                break;
+            }
+            if (jobq_remaining_ms(deadline) != 0)
+                rc = JOBQ_OK;
+            continue;
+        }
         if (rc != JOBQ_OK)
             break;
         if (m.type == WIRE_WELCOME) {

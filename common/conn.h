@@ -24,6 +24,15 @@ typedef struct conn conn_t;
  * asking for heartbeats every hb_ms (0: CONN_HB_DEFAULT_MS). Caller owns it. */
 conn_t *conn_new(const char *endpoint, int role, const char *name, uint32_t hb_ms);
 
+/* Makes the connection a CURVE client from the next conn_connect on:
+ * key_file is this client's key pair (jobq keygen's NAME.key), server_pub
+ * the broker's public key file; both paths are copied and the files read at
+ * each socket open (keys are not kept in memory between opens). NULL, NULL
+ * turns CURVE off. A file that cannot be used makes conn_connect return
+ * JOBQ_EFORBIDDEN, JOBQ_ECORRUPT, JOBQ_ENOTFOUND or JOBQ_EINVAL (one given
+ * without the other), with the reason logged. */
+void conn_set_curve(conn_t *c, const char *key_file, const char *server_pub);
+
 /* Sets the flags sent in HELLO from the next conn_connect on (WIRE HELLO
  * flags; bit 0, producers: the broker pushes no results). 0, the default,
  * sends no flags field. */
@@ -34,7 +43,8 @@ void conn_set_hello_flags(conn_t *c, uint32_t flags);
 void conn_destroy(conn_t **c_p);
 
 /* Opens a fresh socket, sends HELLO and waits up to timeout_ms for WELCOME.
- * Returns JOBQ_OK; JOBQ_ETIMEDOUT (no broker answered); JOBQ_EVERSION;
+ * Returns JOBQ_OK; JOBQ_ETIMEDOUT (no broker answered); JOBQ_EAUTH (CURVE:
+ * the broker refused the handshake, noticed within ~100 ms); JOBQ_EVERSION;
  * JOBQ_EPROTO (an unexpected answer); JOBQ_ESYS. Any earlier socket is closed
  * first, dropping whatever it had not sent. */
 int conn_connect(conn_t *c, int64_t timeout_ms);

@@ -379,6 +379,8 @@ producer_broker_open(const jobq_url_t *url, const jobq_producer_opts_t *opts,
     pb->connect_timeout_ms = opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : 5000;
     pb->retry_ms = opts->retry_timeout_ms > 0 ? opts->retry_timeout_ms : 2500;
     pb->conn = conn_new(url->endpoint, WIRE_ROLE_PRODUCER, "producer", 0);
+    if (opts->curve_key || opts->curve_server)
+        conn_set_curve(pb->conn, opts->curve_key, opts->curve_server);
     if (opts->no_results)
         conn_set_hello_flags(pb->conn, 1u); /* HELLO flags bit 0: no push */
     int rc = conn_connect(pb->conn, pb->connect_timeout_ms);

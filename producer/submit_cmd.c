@@ -195,6 +195,7 @@ s_open(const char *cmd, const char *url, int64_t timeout_ms, int no_results)
 {
     jobq_producer_opts_t po = {0};
     po.no_results = no_results;
+    po.curve_key = jobq_cli_curve_key(), po.curve_server = jobq_cli_curve_server();
     po.connect_timeout_ms = timeout_ms > 0 && timeout_ms < S_CONNECT_MS ? timeout_ms : S_CONNECT_MS;
     jobq_producer_t *p = NULL;
     int rc = jobq_producer_open(url, &po, &p);

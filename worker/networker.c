@@ -621,6 +621,12 @@ s_connect(networker_t *nw)
         nw->fatal = 1;
         return;
     }
+    if (rc == JOBQ_EFORBIDDEN || rc == JOBQ_ECORRUPT || rc == JOBQ_ENOTFOUND ||
+        rc == JOBQ_EINVAL) { /* the CURVE key files (reason logged by conn): retrying won't help */
+        LOG_ERR("cannot use the CURVE key files for %s: %s", nw->cfg->endpoint, jobq_strerror(rc));
+        nw->fatal = 1;
+        return;
+    }
     LOG_DEBUG("connect to %s: %s", nw->cfg->endpoint, jobq_errname(rc));
     s_schedule_connect(nw);
 }
@@ -774,6 +780,8 @@ s_init(networker_t *nw, const networker_cfg_t *cfg)
     nw->xbuf = jobq_malloc(WIRE_MAX_BATCH * sizeof *nw->xbuf);
     snprintf(name, sizeof name, "worker-%d", (int)getpid());
     nw->conn = conn_new(cfg->endpoint, WIRE_ROLE_WORKER, cfg->name ? cfg->name : name, cfg->hb_ms);
+    if (cfg->curve_key || cfg->curve_server)
+        conn_set_curve(nw->conn, cfg->curve_key, cfg->curve_server);
     s_box_t *b = &nw->box;
     pthread_mutex_init(&b->mu, NULL);
     pthread_cond_init(&b->cv, NULL);

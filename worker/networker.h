@@ -52,6 +52,8 @@ typedef struct networker_cfg {
     const atomic_int *stop;      /* 0 run, 1 finish the running job and end, 2 also skip
                                     waiting for acknowledgements; NULL: never */
     worker_counters_t *counters; /* may be NULL */
+    const char *curve_key;       /* CURVE: this worker's key file (NAME.key); NULL = none */
+    const char *curve_server;    /* CURVE: the broker's public key file */
 } networker_cfg_t;
 
 /* Runs the loop until a SENTINEL (WORKER_END_SENTINEL), the stop flag

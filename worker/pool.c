@@ -33,6 +33,7 @@
 #include "jobq/pool.h"
 #include "common/alloc.h"
 #include "common/clock.h"
+#include "common/curve.h"
 #include "common/log.h"
 #include "common/url.h"
 #include "common/wire.h"
@@ -94,6 +95,8 @@ struct jobq_pool {
     uint32_t nqueues;
     jobq_queue_t *q; /* local: the supervisor's handle (reclaim; threads share it) */
     int own_q;
+    /* broker: copies of the CURVE key file paths, or NULL */
+    char *curve_key, *curve_server;
     handler_t *handler; /* validated at new; forked children use their copy */
     unsigned n;
     int wake[2]; /* self-pipe: jobq_pool_stop writes one byte */
@@ -187,11 +190,26 @@ s_copy_net(jobq_pool_t *pool, const jobq_pool_opts_t *opts)
     if (!pool->net)
         return;
     pool->endpoint = jobq_strdup(u.endpoint);
+    pool->curve_key = opts->curve_key ? jobq_strdup(opts->curve_key) : NULL;
+    pool->curve_server = opts->curve_server ? jobq_strdup(opts->curve_server) : NULL;
+    pool->opts.curve_key = pool->curve_key;
+    pool->opts.curve_server = pool->curve_server;
     pool->nqueues = (uint32_t)opts->nqueues;
     pool->queues = jobq_calloc(pool->nqueues + 1, sizeof *pool->queues);
     for (uint32_t i = 0; i < pool->nqueues; i++)
         pool->queues[i] = jobq_strdup(opts->queues[i]);
     pool->opts.queues = (const char *const *)pool->queues;
+}
+
+/* Checks that the CURVE key files are usable (the reason is logged). */
+static int
+s_check_curve(const jobq_pool_t *pool)
+{
+    char why[512];
+    int rc = jobq_curve_check_client(pool->curve_key, pool->curve_server, why, sizeof why);
+    if (rc != JOBQ_OK)
+        LOG_WARN("%s", why);
+    return rc;
 }
 
 static void
@@ -213,6 +231,8 @@ s_free(jobq_pool_t *pool)
     jobq_free(pool->builtin);
     jobq_free(pool->label);
     jobq_free(pool->endpoint);
+    jobq_free(pool->curve_key);
+    jobq_free(pool->curve_server);
     for (uint32_t i = 0; i < pool->nqueues; i++)
         jobq_free(pool->queues[i]);
     jobq_free(pool->queues);
@@ -251,6 +271,8 @@ jobq_pool_new(const jobq_pool_opts_t *opts, jobq_pool_t **out)
     pthread_mutex_init(&pool->mu, NULL);
     pool->handler = s_handler_new(pool);
     rc = pool->handler ? s_alloc_signal_parts(pool) : JOBQ_EINVAL;
+    if (rc == JOBQ_OK && (pool->curve_key || pool->curve_server))
+        rc = s_check_curve(pool); /* fail now, not in a restart loop of every worker */
     if (rc != JOBQ_OK) {
         s_free(pool);
         return rc;
@@ -317,6 +339,8 @@ s_net_cfg(jobq_pool_t *pool, unsigned i, handler_t *h, char *name, size_t len, n
         .poll_ms = pool->opts.poll_ms ? pool->opts.poll_ms : S_POLL_MS,
         .stop = &pool->shared->stop,
         .counters = &pool->shared->counters[i],
+        .curve_key = pool->curve_key,
+        .curve_server = pool->curve_server,
     };
 }
 

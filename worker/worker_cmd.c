@@ -645,6 +645,7 @@ worker_main(int argc, char **argv)
     }
     jobq_pool_t *pool = NULL;
     o.pool.url = o.url;
+    o.pool.curve_key = jobq_cli_curve_key(), o.pool.curve_server = jobq_cli_curve_server();
     if (rc == JOBQ_OK)
         rc = jobq_pool_new(&o.pool, &pool);
     if (rc == JOBQ_OK)

@@ -97,6 +97,10 @@ typedef struct jobq_pool_opts {
                                   only as its results arrive */
     uint32_t heartbeat_ms;     /* heartbeat interval asked of the broker; 0 = 1000. The
                                   broker finds a silent worker in about 3 intervals */
+    const char *curve_key;     /* CURVE (tcp:// brokers): this worker's key pair file, as
+                                  written by `jobq keygen` (NAME.key, mode 0600); NULL = no
+                                  CURVE. The path is copied; the file is read at each connect */
+    const char *curve_server;  /* CURVE: the broker's public key file (NAME.pub); copied */
 } jobq_pool_opts_t;
 
 /* The pool's report, summed over every worker that ever ran. */
@@ -125,7 +129,9 @@ void jobq_pool_opts_init(jobq_pool_opts_t *opts);
 /* Checks opts and creates a pool that is not started yet. On success *out owns
  * the pool (free with jobq_pool_destroy); on failure *out is NULL. Returns
  * JOBQ_OK, JOBQ_EINVAL (no or two queues or handlers, unknown built-in, a bad
- * queue name) or JOBQ_EURL (url is not shm://, mq://, tcp:// or ipc://). */
+ * queue name; only one of curve_key / curve_server) or JOBQ_EURL (url is not
+ * shm://, mq://, tcp:// or ipc://); with CURVE, JOBQ_EFORBIDDEN (a key file
+ * with unsafe permissions), JOBQ_ECORRUPT or JOBQ_ENOTFOUND (reason logged). */
 int jobq_pool_new(const jobq_pool_opts_t *opts, jobq_pool_t **out);
 
 /* Starts the workers (forks the children or starts the threads, from a

@@ -38,12 +38,19 @@ typedef struct jobq_producer_opts {
     int no_results;             /* broker, 1: the broker does not push results to this producer;
                                    jobq_producer_wait still fetches them (WAIT), next_result gets
                                    none */
+    const char *curve_key;      /* broker, CURVE: this client's key pair file (`jobq keygen`'s
+                                   NAME.key, mode 0600); NULL = no CURVE. Borrowed during open
+                                   only: the path is copied */
+    const char *curve_server;   /* broker, CURVE: the broker's public key file (NAME.pub) */
 } jobq_producer_opts_t;
 
 /* Opens a producer on url (creating a local queue if it does not exist). opts
  * may be NULL. On success *out owns a new handle (jobq_producer_destroy); on
  * failure *out is NULL. Errors: JOBQ_EURL, JOBQ_ETIMEDOUT (no broker answered),
- * JOBQ_EVERSION, JOBQ_ESYS. */
+ * JOBQ_EVERSION, JOBQ_ESYS; with CURVE, JOBQ_EAUTH (the broker refused our key,
+ * or the server key is not the broker's), and for a key file
+ * that cannot be used gives JOBQ_EFORBIDDEN (unsafe permissions), JOBQ_ECORRUPT,
+ * JOBQ_ENOTFOUND or JOBQ_EINVAL (only one of the two files), reason logged. */
 int jobq_producer_open(const char *url, const jobq_producer_opts_t *opts, jobq_producer_t **out);
 
 /* Closes the handle and frees it. NULL-safe; sets *p_p to NULL. */
