@@ -11,15 +11,24 @@
  * ignored so that a closed stdout cannot kill the broker.
  *
  * Exit codes: 0 after a clean stop, 1 when the broker could not start (bind
- * failure, another broker on the ipc path), 2 bad usage, including a
- * non-loopback tcp:// address without --insecure.
+ * failure, another broker on the ipc path, a locked journal) or its journal
+ * fail-stopped, 2 bad usage, including a non-loopback tcp:// address without
+ * --insecure, 3 when the journal is corrupt (checksum failure before the
+ * tail, without --recover) or has a bad header or format version.
+ *
+ * Journal: --journal DIR [--fsync always|batch:MS|never] [--recover]
+ * [--journal-segment BYTES] (broker/journal.h): opened, replayed and locked
+ * after the bind and before "listening on"; closed (written and synced) after
+ * the reactor stops.
  *
  * Retries: --backoff-base MS and --backoff-max MS set the core's retry delay
  * (first retry after base, doubling up to max, +-20% jitter; defaults 1 s
  * and 1 h). A max below the base is refused as bad usage.
  */
+#include "broker/journal.h"
 #include "broker/reactor.h"
 #include "cli/commands.h"
+#include "common/clock.h"
 #include "common/url.h"
 #include "common/wire.h"
 #include "jobq/errors.h"
@@ -81,7 +90,10 @@ s_num(const char *text, unsigned long long min, unsigned long long max, unsigned
 typedef struct s_args {
     reactor_opts_t o;
     const char *ready_file;
+    journal_opts_t j;
 } s_args_t;
+
+#define S_EXIT_JOURNAL 3 /* the journal is corrupt or of another version */
 
 enum {
     S_OPT_HB = 256,
@@ -95,7 +107,11 @@ enum {
     S_OPT_READY_FILE,
     S_OPT_INSECURE,
     S_OPT_BACKOFF_BASE,
-    S_OPT_BACKOFF_MAX
+    S_OPT_BACKOFF_MAX,
+    S_OPT_JOURNAL,
+    S_OPT_FSYNC,
+    S_OPT_RECOVER,
+    S_OPT_SEGMENT
 };
 
 /* Applies one numeric option; returns 0 or a usage error's exit code. */
@@ -118,6 +134,7 @@ s_num_opt(s_args_t *a, int c, const char *arg)
         {S_OPT_DRAIN, "--drain", 0, 86400000},
         {S_OPT_BACKOFF_BASE, "--backoff-base", 0, 86400000},
         {S_OPT_BACKOFF_MAX, "--backoff-max", 0, 86400000},
+        {S_OPT_SEGMENT, "--journal-segment", JOURNAL_SEGMENT_MIN, UINT32_MAX},
     };
     for (size_t i = 0; i < sizeof lim / sizeof lim[0]; i++) {
         if (lim[i].opt != c)
@@ -158,6 +175,9 @@ s_num_opt(s_args_t *a, int c, const char *arg)
     case S_OPT_BACKOFF_MAX:
         a->o.core.backoff_max_ms = (int64_t)v;
         break;
+    case S_OPT_SEGMENT:
+        a->j.segment_bytes = v;
+        break;
     }
     return 0;
 }
@@ -179,10 +199,16 @@ s_parse(int argc, char **argv, s_args_t *a)
         {"insecure", no_argument, NULL, S_OPT_INSECURE},
         {"backoff-base", required_argument, NULL, S_OPT_BACKOFF_BASE},
         {"backoff-max", required_argument, NULL, S_OPT_BACKOFF_MAX},
+        {"journal", required_argument, NULL, S_OPT_JOURNAL},
+        {"fsync", required_argument, NULL, S_OPT_FSYNC},
+        {"recover", no_argument, NULL, S_OPT_RECOVER},
+        {"journal-segment", required_argument, NULL, S_OPT_SEGMENT},
         {NULL, 0, NULL, 0}};
     int c, rc;
     reactor_opts_init(&a->o);
+    journal_opts_init(&a->j);
     a->ready_file = NULL;
+    int fsync_set = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "+l:", opts, NULL)) != -1) {
         if (c == 'l') {
@@ -193,6 +219,15 @@ s_parse(int argc, char **argv, s_args_t *a)
             a->ready_file = optarg;
         } else if (c == S_OPT_INSECURE) {
             a->o.insecure = 1;
+        } else if (c == S_OPT_JOURNAL) {
+            a->j.dir = optarg;
+        } else if (c == S_OPT_RECOVER) {
+            a->j.recover = 1;
+        } else if (c == S_OPT_FSYNC) {
+            if (journal_policy_parse(optarg, &a->j.policy, &a->j.batch_ms) != 0)
+                return jobq_cli_usage_error(
+                    "broker", "--fsync wants always, never, batch or batch:MS, got '%s'", optarg);
+            fsync_set = 1;
         } else if (c == '?') {
             return jobq_cli_usage_error("broker", "bad option");
         } else if ((rc = s_num_opt(a, c, optarg)) != 0) {
@@ -201,6 +236,8 @@ s_parse(int argc, char **argv, s_args_t *a)
     }
     if (optind < argc)
         return jobq_cli_usage_error("broker", "unexpected '%s'", argv[optind]);
+    if (!a->j.dir && (fsync_set || a->j.recover))
+        return jobq_cli_usage_error("broker", "--fsync and --recover need --journal DIR");
     return 0;
 }
 
@@ -254,9 +291,20 @@ broker_main(int argc, char **argv)
         return rc == JOBQ_EFORBIDDEN || rc == JOBQ_EURL || rc == JOBQ_EINVAL ? JOBQ_EXIT_USAGE
                                                                              : JOBQ_EXIT_FAIL;
     }
+    journal_t *jrn = NULL;
+    if (a.j.dir) {
+        rc = journal_open(&a.j, reactor_core(r), jobq_now_ms(), &jrn, why, sizeof why);
+        if (rc != JOBQ_OK) {
+            fprintf(stderr, "jobq broker: %s\n", why);
+            reactor_destroy(&r);
+            return rc == JOBQ_ECORRUPT || rc == JOBQ_EVERSION ? S_EXIT_JOURNAL : JOBQ_EXIT_FAIL;
+        }
+        reactor_set_journal(r, jrn);
+    }
     if (a.ready_file &&
         s_ready_file(a.ready_file, r) != 0) { /* first: it exists once stdout says so */
         fprintf(stderr, "jobq broker: cannot write %s: %s\n", a.ready_file, strerror(errno));
+        journal_close(&jrn);
         reactor_destroy(&r);
         return JOBQ_EXIT_FAIL;
     }
@@ -264,7 +312,11 @@ broker_main(int argc, char **argv)
         printf("listening on %s\n", reactor_endpoint(r, i));
     fflush(stdout);
     rc = reactor_run(r);
+    int failed = jrn && journal_failed(jrn);
+    journal_close(&jrn);
     reactor_destroy(&r);
+    if (failed)
+        rc = JOBQ_EIO;
     if (a.ready_file)
         unlink(a.ready_file);
     return rc == JOBQ_OK ? JOBQ_EXIT_OK : JOBQ_EXIT_FAIL;
