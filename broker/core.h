@@ -450,6 +450,13 @@ int core_unsubmit(core_t *core, const jobq_id_t *id);
 int core_restore_result(core_t *core, const core_result_view_t *v, const void *unique,
                         uint32_t unique_len, int64_t now_ms);
 
+/* Sets the delivery counter (the lease fence) and the attempts used of a
+ * live job that is not RESERVED (journal replay: core_submit restores used
+ * attempts only, and below max_attempts). Returns JOBQ_OK, JOBQ_ENOTFOUND,
+ * JOBQ_ESTATE for a RESERVED job, JOBQ_EINVAL when used > attempt or attempt
+ * is over CORE_ATTEMPTS_MAX. */
+int core_restore_attempts(core_t *core, const jobq_id_t *id, uint32_t attempt, uint32_t used);
+
 /* Iterates every live job (any state, RESERVED included) with *cursor = 0 at
  * the start: fills *view and returns 1, or returns 0 at the end. The core must
  * not change during the iteration. */

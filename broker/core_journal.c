@@ -120,6 +120,24 @@ core_restore_result(core_t *c, const core_result_view_t *v, const void *unique, 
 }
 
 int
+core_restore_attempts(core_t *c, const jobq_id_t *id, uint32_t attempt, uint32_t used)
+{
+    JOBQ_ASSERT(c);
+    if (!id || used > attempt || attempt > CORE_ATTEMPTS_MAX)
+        return JOBQ_EINVAL;
+    core_job_t *j = core_tab_find(&c->jobs, core_id_hash_(c, id), core_id_eq_, id);
+    if (!j)
+        return JOBQ_ENOTFOUND;
+    if (j->state == JOBQ_STATE_RESERVED)
+        return JOBQ_ESTATE;
+    j->attempt = (uint16_t)attempt;
+    j->free_attempts = (uint16_t)(attempt - used);
+    if (j->state == JOBQ_STATE_DEAD)
+        j->u.dead->attempts = (uint16_t)used;
+    return JOBQ_OK;
+}
+
+int
 core_job_next(const core_t *c, uint32_t *cursor, core_job_view_t *view)
 {
     JOBQ_ASSERT(c && cursor && view);

@@ -39,6 +39,10 @@ s_valid_at(const unsigned char *d, size_t len, size_t off, uint64_t *total)
     if (jrn_get32(h + 12) != jobq_crc32c(0, h + JRN_REC_HDR, blen))
         return 0;
     *total = JRN_ALIGN(JRN_REC_HDR + (uint64_t)blen);
+    /* The padding must be zero too (and present, but for the last record). */
+    for (uint64_t i = JRN_REC_HDR + (uint64_t)blen; i < *total && off + i < len; i++)
+        if (h[i] != 0)
+            return 0;
     return 1;
 }
 
@@ -292,6 +296,7 @@ journal_replay_record(void *arg, unsigned type, const unsigned char *b, uint32_t
             break;
         e = s_get(rp, b);
         s_set_res(e, b, len);
+        e->used = jrn_get32(b + 48);
         if (type == JRN_DONE || !e->live) {
             e->live = 0;
             jobq_free(e->sub);
@@ -396,7 +401,9 @@ s_load_job(const s_ent_t *e, core_t *core, int64_t now_ms, int64_t now_wall)
     int bury = e->state == JOBQ_STATE_DEAD || (job.max_attempts && used >= job.max_attempts);
     job.attempt = job.max_attempts && used >= job.max_attempts ? job.max_attempts - 1 : used;
     if (e->state == JOBQ_STATE_DELAYED && e->ready_wall > now_wall)
-        job.delay_ms = (uint64_t)(e->ready_wall - now_wall);
+        job.delay_ms = (uint64_t)(e->ready_wall - now_wall) > (uint64_t)CORE_DELAY_MAX_MS
+                           ? (uint64_t)CORE_DELAY_MAX_MS
+                           : (uint64_t)(e->ready_wall - now_wall);
     int rc = core_submit(core, &job, 0, now_ms, NULL, NULL);
     if (rc == JOBQ_OK && bury) {
         core_result_view_t r;
@@ -413,6 +420,9 @@ s_load_job(const s_ent_t *e, core_t *core, int64_t now_ms, int64_t now_wall)
         }
         rc = core_bury(core, &job.id, last, err, elen, now_ms);
     }
+    uint32_t attempt = e->attempt > used ? e->attempt : used;
+    if (rc == JOBQ_OK)
+        rc = core_restore_attempts(core, &job.id, attempt, used);
     if (rc != JOBQ_OK) {
         LOG_WARN("journal: job could not be restored: %s", jobq_strerror(rc));
         return -1;
