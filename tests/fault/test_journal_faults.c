@@ -163,7 +163,7 @@ s_jobs(jobq_job_t *jobs, size_t n, char (*texts)[32], const char *tag)
 /* ---- SIGKILL under load ----------------------------------------------------- */
 
 #define PRODUCERS 4
-#define PER_PRODUCER 400
+#define PER_PRODUCER 200
 
 /* A producer child: submits PER_PRODUCER jobs in batches, waits for each
  * result, then checks no second result arrives. Exit 0 when all is well. */
@@ -224,7 +224,7 @@ s_kill9_under_load(const char *policy, int cycles)
     }
     srand((unsigned)getpid());
     for (int c = 0; c < cycles; c++) {
-        s_nap(300 + rand() % 500);
+        s_nap(200 + rand() % 400);
         ns_broker_stop(&f.broker, SIGKILL, 5000);
         ck_assert_int_eq(fx_start(&f, NULL), 0);
     }
@@ -274,7 +274,7 @@ s_kill_at_sync(int n)
     static char texts[40][32];
     s_jobs(jobs, 40, texts, "s");
     size_t acked = 0;
-    while (acked < 40 && jobq_producer_submit(p, &jobs[acked], 1500) == JOBQ_OK)
+    while (acked < 40 && jobq_producer_submit(p, &jobs[acked], 1000) == JOBQ_OK)
         acked++;
     jobq_producer_destroy(&p);
     int st = ns_reap(f.strace, 10000);
