@@ -533,8 +533,11 @@ START_TEST(test_disk_full_refuses_submits_and_still_journals_completions)
     wire_msg_t m;
     ck_assert_jobq_ok(wc_recv_type(w, WIRE_DELIVER, &m, 5000));
     jobq_id_t did = m.jobs[0].id;
-    ck_assert_int_eq(wc_result(w, &did, m.jobs[0].attempt, JOBQ_STATUS_DONE, "fine"), 0);
+    uint32_t attempt = m.jobs[0].attempt;
+    wire_msg_fini(&m);
+    ck_assert_int_eq(wc_result(w, &did, attempt, JOBQ_STATUS_DONE, "fine"), 0);
     ck_assert_jobq_ok(wc_recv_type(w, WIRE_RESULT_OK, &m, 5000));
+    wire_msg_fini(&m);
     wc_close(&w);
     ck_assert_int_eq(ns_stat(f.url, "done"), 1);
     char sbuf[16384];
