@@ -1,7 +1,7 @@
 /*
- * common/crc32c.c: CRC-32C, slicing by 4 (four 256-entry tables generated
- * once by a script and kept here as constants; about 1.5 GB/s, far above what
- * the journal writes). See crc32c.h.
+ * common/crc32c.c: CRC-32C: the SSE4.2 crc32 instruction where the CPU has it
+ * (checked once at run time), else slicing by 4 over four 256-entry tables
+ * generated once by a script and kept here as constants. See crc32c.h.
  */
 #include "common/crc32c.h"
 
@@ -166,8 +166,42 @@ static const uint32_t s_tab[4][256] = {
     },
 };
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+/* The SSE4.2 crc32 instruction computes the same CRC-32C, 8 bytes a step. */
+__attribute__((target("sse4.2"))) static uint32_t
+s_crc_hw(uint32_t crc, const unsigned char *p, size_t len)
+{
+    uint64_t c = ~crc;
+    while (len >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        c = __builtin_ia32_crc32di(c, w);
+        p += 8;
+        len -= 8;
+    }
+    uint32_t c32 = (uint32_t)c;
+    while (len--)
+        c32 = __builtin_ia32_crc32qi(c32, *p++);
+    return ~c32;
+}
+#define S_HAVE_HW 1
+#endif
+
 uint32_t
 jobq_crc32c(uint32_t crc, const void *data, size_t len)
+{
+#ifdef S_HAVE_HW
+    static int hw = -1;
+    if (hw < 0)
+        hw = __builtin_cpu_supports("sse4.2") ? 1 : 0;
+    if (hw)
+        return s_crc_hw(crc, data, len);
+#endif
+    return jobq_crc32c_sw(crc, data, len);
+}
+
+uint32_t
+jobq_crc32c_sw(uint32_t crc, const void *data, size_t len)
 {
     const unsigned char *p = data;
     crc = ~crc;
