@@ -46,6 +46,8 @@ struct journal {
     int64_t unsynced_since;   /* monotonic ms of the first unsynced write, or CORE_FOREVER */
     int64_t off_ms;           /* wall - monotonic, refreshed at each commit */
     int failed;
+    jrn_syncer_t *syncer; /* batch policy: fdatasync off the reactor thread */
+    uint64_t bg_syncs;    /* the syncer's fdatasync calls already counted */
     journal_stats_t st;
 };
 
@@ -195,6 +197,24 @@ s_sync(journal_t *j)
     return JOBQ_OK;
 }
 
+/* Takes in what the sync thread did: how far it synced, or its failure. */
+static int
+s_poll(journal_t *j)
+{
+    if (!j->syncer)
+        return j->failed ? JOBQ_EIO : JOBQ_OK;
+    uint64_t done, syncs;
+    int err;
+    jrn_syncer_poll(j->syncer, &done, &err, &syncs);
+    j->st.syncs += syncs - j->bg_syncs;
+    j->bg_syncs = syncs;
+    if (err)
+        return s_fail(j, "fdatasync", err);
+    if (done > j->synced && done <= j->written)
+        j->synced = done;
+    return j->failed ? JOBQ_EIO : JOBQ_OK;
+}
+
 uint64_t
 journal_mark(const journal_t *j)
 {
@@ -224,7 +244,7 @@ journal_rewind(journal_t *j, uint64_t mark)
 int
 journal_admit(journal_t *j, uint64_t bytes)
 {
-    if (j->failed)
+    if (s_poll(j) != JOBQ_OK)
         return JOBQ_EIO;
     if (j->alloc_end == UINT64_MAX)
         return JOBQ_OK;
@@ -282,6 +302,8 @@ static int
 s_new_segment(journal_t *j, uint64_t seq, int keep_old)
 {
     if (j->fd >= 0) {
+        if (j->syncer)
+            jrn_syncer_wait_idle(j->syncer);
         if (ftruncate(j->fd, (off_t)j->woff) != 0 && !j->failed)
             LOG_WARN("journal: trimming segment: %s", strerror(errno));
         close(j->fd);
@@ -404,7 +426,7 @@ s_maintain(journal_t *j)
 int
 journal_commit(journal_t *j, int64_t now_ms)
 {
-    if (j->failed)
+    if (s_poll(j) != JOBQ_OK)
         return JOBQ_EIO;
     j->off_ms = jobq_wall_ms() - jobq_now_ms();
     int wrc = journal_write(j);
@@ -413,8 +435,12 @@ journal_commit(journal_t *j, int64_t now_ms)
     int due = j->opts.policy == JOURNAL_ALWAYS ||
               (j->opts.policy == JOURNAL_BATCH && j->unsynced_since != CORE_FOREVER &&
                now_ms - j->unsynced_since >= j->opts.batch_ms);
-    if (due && s_sync(j) != JOBQ_OK)
+    if (due && j->opts.policy == JOURNAL_BATCH && j->syncer) {
+        jrn_syncer_request(j->syncer, j->fd, j->written); /* the reactor goes on */
+        j->unsynced_since = CORE_FOREVER;
+    } else if (due && s_sync(j) != JOBQ_OK) {
         return JOBQ_EIO;
+    }
     if (wrc == JOBQ_OK && s_maintain(j) != JOBQ_OK)
         return JOBQ_EIO;
     return JOBQ_OK;
@@ -616,6 +642,8 @@ journal_open(const journal_opts_t *opts, core_t *core, int64_t now_ms, journal_t
         return rc;
     }
     j->st.compactions = 0;
+    if (j->opts.policy == JOURNAL_BATCH)
+        j->syncer = jrn_syncer_new();
     core_set_hook(core, s_on_change, j);
     *out = j;
     return JOBQ_OK;
@@ -629,6 +657,11 @@ journal_close(journal_t **self_p)
     journal_t *j = *self_p;
     if (j->core)
         core_set_hook(j->core, NULL, NULL);
+    if (j->syncer) {
+        jrn_syncer_wait_idle(j->syncer);
+        s_poll(j);
+        jrn_syncer_destroy(&j->syncer);
+    }
     if (j->fd >= 0) {
         if (!j->failed && journal_write(j) == JOBQ_OK)
             s_sync(j);

@@ -102,6 +102,20 @@ void jrn_enc_result(jrn_buf_t *b, unsigned type, const core_result_view_t *r, co
 void jrn_enc_id(jrn_buf_t *b, unsigned type, const jobq_id_t *id, int64_t wall_ms);
 void jrn_enc_pause(jrn_buf_t *b, const char *q, uint32_t qlen, int64_t until_ms, int64_t off_ms);
 
+/* The batch policy's sync thread (journal_sync.c). */
+typedef struct jrn_syncer jrn_syncer_t;
+/* Starts the thread; NULL if it cannot be created (the journal then syncs
+ * inline). */
+jrn_syncer_t *jrn_syncer_new(void);
+/* Stops and joins the thread (after the sync that runs), frees; NULL-safe. */
+void jrn_syncer_destroy(jrn_syncer_t **self_p);
+/* Asks for fdatasync(fd) covering the logical end upto (returns at once). */
+void jrn_syncer_request(jrn_syncer_t *s, int fd, uint64_t upto);
+/* Returns once no sync runs or is pending (or one failed). */
+void jrn_syncer_wait_idle(jrn_syncer_t *s);
+/* How far it synced, the errno of its first failure (0: none), its fdatasync calls. */
+void jrn_syncer_poll(jrn_syncer_t *s, uint64_t *done, int *err, uint64_t *syncs);
+
 /* Size of a SUBMIT record (framing included) of a job with these lengths. */
 uint64_t jrn_submit_size(uint32_t queue_len, uint32_t unique_len, uint32_t payload_len);
 
