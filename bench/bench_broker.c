@@ -22,14 +22,20 @@
  * limits raised so that N jobs fit in one queue.
  *
  *   bench_broker [-n N] [-w W1|W1b|W2|W3|all] [-t tcp|ipc] [-c CREDIT] [-b BATCH]
- *                [-W WINDOW] [-l ROUNDS] [-p] [-D DEPTH]
+ *                [-W WINDOW] [-l ROUNDS] [-p] [-D DEPTH] [-P PRODUCERS] [-j always|batch:MS|never]
+ *
+ * W4 (PERFORMANCE.md) is W1 with -j: the broker journals to a fresh temp dir
+ * (broker/journal.h) with that fsync policy; -P splits the N jobs over that
+ * many producer processes (W1 only).
  *
  * In W1, W1b and W3 the producer says HELLO with flags bit 0 (no result push):
  * it joins and does not want results; -p has them pushed anyway.
  *
  * Prints a table and one JSON object per result on its own line.
  */
+#include "broker/journal.h"
 #include "broker/reactor.h"
+#include "common/clock.h"
 #include "common/wire.h"
 #include "jobq/errors.h"
 
@@ -56,6 +62,8 @@ typedef struct s_opts {
     long rounds;
     int push;   /* W1: have results pushed to the producer (-p) */
     long depth; /* W5: jobs queued before the run (-D) */
+    int producers;
+    const char *journal; /* fsync policy, or NULL: no journal */
 } s_opts_t;
 
 typedef struct s_broker {
@@ -116,11 +124,37 @@ s_broker_start(s_broker_t *b, const s_opts_t *o)
             fprintf(stderr, "broker: %s\n", why);
             _exit(1);
         }
+        journal_t *j = NULL;
+        char jdir[128] = "";
+        if (o->journal) {
+            journal_opts_t jo;
+            journal_opts_init(&jo);
+            snprintf(jdir, sizeof jdir, "/tmp/jobq-bench-jrn-%d", (int)getpid());
+            jo.dir = jdir;
+            if (journal_policy_parse(o->journal, &jo.policy, &jo.batch_ms) != 0 ||
+                journal_open(&jo, reactor_core(r), jobq_now_ms(), &j, why, sizeof why) != JOBQ_OK) {
+                fprintf(stderr, "broker: journal: %s\n", why);
+                _exit(1);
+            }
+            reactor_set_journal(r, j);
+        }
         const char *ep = reactor_endpoint(r, 0);
         if (write(ready[1], ep, strlen(ep) + 1) < 0)
             _exit(1);
         close(ready[1]);
         reactor_run(r);
+        if (j) {
+            journal_stats_t st;
+            journal_stats(j, &st);
+            fprintf(stderr, "journal %s: %llu syncs, %llu writes, %llu bytes\n", o->journal,
+                    (unsigned long long)st.syncs, (unsigned long long)st.writes,
+                    (unsigned long long)st.bytes);
+            journal_close(&j);
+            char cmd[200];
+            snprintf(cmd, sizeof cmd, "rm -rf %s", jdir);
+            if (system(cmd) != 0)
+                fprintf(stderr, "broker: cannot remove %s\n", jdir);
+        }
         reactor_destroy(&r);
         _exit(0);
     }
@@ -412,8 +446,9 @@ s_report(const char *w, const s_opts_t *o, long n, double secs, double cpu)
            secs, rate, us);
     printf("{\"workload\":\"%s\",\"system\":\"jobq-broker-%s\",\"n\":%ld,\"seconds\":%.6f,"
            "\"rate\":%.0f,\"broker_cpu_us_per_job\":%.2f,\"credit\":%u,\"batch\":%u,"
-           "\"push\":%s}\n",
-           w, o->transport, n, secs, rate, us, o->credit, o->batch, o->push ? "true" : "false");
+           "\"push\":%s,\"producers\":%d,\"journal\":\"%s\"}\n",
+           w, o->transport, n, secs, rate, us, o->credit, o->batch, o->push ? "true" : "false",
+           o->producers, o->journal ? o->journal : "none");
 }
 
 /* Prints the broker's messages in and out per job (how well batching works). */
@@ -455,7 +490,22 @@ s_w1_at(const s_opts_t *o, int burst, long depth)
     if (!burst)
         s_workers_start(w, S_WORKERS, b.url, o->credit, 0);
     double c0 = s_cpu(b.pid), t0 = s_now();
-    s_submit_all(&p, o->n, o->batch, o->window);
+    pid_t prod[64];
+    int np = o->producers > 1 && !burst ? o->producers : 1;
+    long share = o->n / np;
+    for (int k = 1; k < np; k++) { /* the other producers: processes of their own */
+        fflush(NULL);
+        if ((prod[k] = fork()) == 0) {
+            s_client_t q;
+            s_connect(&q, b.url, WIRE_ROLE_PRODUCER, 1);
+            s_submit_all(&q, share, o->batch, o->window);
+            s_close(&q);
+            _exit(0);
+        }
+    }
+    s_submit_all(&p, o->n - share * (np - 1), o->batch, o->window);
+    for (int k = 1; k < np; k++)
+        waitpid(prod[k], NULL, 0);
     double c1 = s_cpu(b.pid), t1 = s_now();
     if (burst)
         s_workers_start(w, S_WORKERS, b.url, o->credit, 0);
@@ -579,9 +629,9 @@ s_w3(const s_opts_t *o)
 int
 main(int argc, char **argv)
 {
-    s_opts_t o = {1000000, "all", "tcp", 1024, 256, 16, 20000, 0, 10000000};
+    s_opts_t o = {1000000, "all", "tcp", 1024, 256, 16, 20000, 0, 10000000, 1, NULL};
     int c;
-    while ((c = getopt(argc, argv, "n:w:t:c:b:W:l:pD:")) != -1) {
+    while ((c = getopt(argc, argv, "n:w:t:c:b:W:l:pD:P:j:")) != -1) {
         switch (c) {
         case 'n':
             o.n = atol(optarg);
@@ -610,14 +660,22 @@ main(int argc, char **argv)
         case 'D':
             o.depth = atol(optarg);
             break;
+        case 'P':
+            o.producers = atoi(optarg);
+            break;
+        case 'j':
+            o.journal = optarg;
+            break;
         default:
-            fprintf(stderr, "usage: bench_broker [-n N] [-w W1|W1b|W2|W3|all] [-t tcp|ipc] "
-                            "[-c CREDIT] [-b BATCH] [-W WINDOW] [-l ROUNDS] [-p] [-D DEPTH]\n");
+            fprintf(stderr, "usage: bench_broker [-n N] [-w W1|W1b|W2|W3|W5|all] [-t tcp|ipc] "
+                            "[-c CREDIT] [-b BATCH] [-W WINDOW] [-l ROUNDS] [-p] [-D DEPTH] "
+                            "[-P PRODUCERS] [-j always|batch:MS|never]\n");
             return 2;
         }
     }
     if (o.n < 1 || o.batch < 1 || o.batch > WIRE_MAX_BATCH || o.window < 1 || o.rounds < 100 ||
-        o.depth < 1 || (strcmp(o.transport, "tcp") != 0 && strcmp(o.transport, "ipc") != 0))
+        o.depth < 1 || o.producers < 1 || o.producers > 64 ||
+        (strcmp(o.transport, "tcp") != 0 && strcmp(o.transport, "ipc") != 0))
         return fprintf(stderr, "bench_broker: bad option value\n"), 2;
     signal(SIGPIPE, SIG_IGN);
     int all = strcmp(o.workload, "all") == 0;

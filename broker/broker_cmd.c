@@ -11,21 +11,31 @@
  * ignored so that a closed stdout cannot kill the broker.
  *
  * Exit codes: 0 after a clean stop, 1 when the broker could not start (bind
- * failure, another broker on the ipc path), 2 bad usage, including a
- * non-loopback tcp:// address without CURVE or --insecure, and key files or
- * an allow-list directory that are unsafe (group/world access) or malformed.
+ * failure, another broker on the ipc path, a locked journal) or its journal
+ * fail-stopped, 2 bad usage, including a non-loopback tcp:// address without
+ * CURVE or --insecure, and key files or an allow-list directory that are
+ * unsafe (group/world access) or malformed, 3 when the journal is corrupt
+ * (checksum failure before the tail, without --recover) or has a bad header
+ * or format version.
  *
  * CURVE: --curve-key FILE --curve-clients DIR turn on CURVE with the ZAP
  * allow-list on every tcp:// endpoint (broker/reactor_sec.c, broker/zap.h);
  * the process sets umask 077 first, and core dumps are disabled while a
  * secret key is loaded (PR_SET_DUMPABLE 0).
  *
+ * Journal: --journal DIR [--fsync always|batch:MS|never] [--recover]
+ * [--journal-segment BYTES] (broker/journal.h): opened, replayed and locked
+ * after the bind and before "listening on"; closed (written and synced) after
+ * the reactor stops.
+ *
  * Retries: --backoff-base MS and --backoff-max MS set the core's retry delay
  * (first retry after base, doubling up to max, +-20% jitter; defaults 1 s
  * and 1 h). A max below the base is refused as bad usage.
  */
+#include "broker/journal.h"
 #include "broker/reactor.h"
 #include "cli/commands.h"
+#include "common/clock.h"
 #include "common/url.h"
 #include "common/wire.h"
 #include "jobq/errors.h"
@@ -89,7 +99,10 @@ s_num(const char *text, unsigned long long min, unsigned long long max, unsigned
 typedef struct s_args {
     reactor_opts_t o;
     const char *ready_file;
+    journal_opts_t j;
 } s_args_t;
+
+#define S_EXIT_JOURNAL 3 /* the journal is corrupt or of another version */
 
 enum {
     S_OPT_HB = 256,
@@ -108,7 +121,11 @@ enum {
     S_OPT_CURVE_CLIENTS,
     S_OPT_MAX_LEASES,
     S_OPT_HANDSHAKE,
-    S_OPT_ZMTP_HB
+    S_OPT_ZMTP_HB,
+    S_OPT_JOURNAL,
+    S_OPT_FSYNC,
+    S_OPT_RECOVER,
+    S_OPT_SEGMENT
 };
 
 /* Applies one numeric option; returns 0 or a usage error's exit code. */
@@ -134,6 +151,7 @@ s_num_opt(s_args_t *a, int c, const char *arg)
         {S_OPT_MAX_LEASES, "--max-leases", 1, UINT32_MAX},
         {S_OPT_HANDSHAKE, "--handshake", 100, 3600000},
         {S_OPT_ZMTP_HB, "--zmtp-heartbeat", 100, 600000},
+        {S_OPT_SEGMENT, "--journal-segment", JOURNAL_SEGMENT_MIN, UINT32_MAX},
     };
     for (size_t i = 0; i < sizeof lim / sizeof lim[0]; i++) {
         if (lim[i].opt != c)
@@ -182,6 +200,8 @@ s_num_opt(s_args_t *a, int c, const char *arg)
         break;
     case S_OPT_ZMTP_HB:
         a->o.zmtp_hb_ms = (uint32_t)v;
+    case S_OPT_SEGMENT:
+        a->j.segment_bytes = v;
         break;
     }
     return 0;
@@ -209,10 +229,16 @@ s_parse(int argc, char **argv, s_args_t *a)
         {"max-leases", required_argument, NULL, S_OPT_MAX_LEASES},
         {"handshake", required_argument, NULL, S_OPT_HANDSHAKE},
         {"zmtp-heartbeat", required_argument, NULL, S_OPT_ZMTP_HB},
+        {"journal", required_argument, NULL, S_OPT_JOURNAL},
+        {"fsync", required_argument, NULL, S_OPT_FSYNC},
+        {"recover", no_argument, NULL, S_OPT_RECOVER},
+        {"journal-segment", required_argument, NULL, S_OPT_SEGMENT},
         {NULL, 0, NULL, 0}};
     int c, rc;
     reactor_opts_init(&a->o);
+    journal_opts_init(&a->j);
     a->ready_file = NULL;
+    int fsync_set = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "+l:", opts, NULL)) != -1) {
         if (c == 'l') {
@@ -227,6 +253,15 @@ s_parse(int argc, char **argv, s_args_t *a)
             a->o.curve_key = optarg;
         } else if (c == S_OPT_CURVE_CLIENTS) {
             a->o.curve_clients = optarg;
+        } else if (c == S_OPT_JOURNAL) {
+            a->j.dir = optarg;
+        } else if (c == S_OPT_RECOVER) {
+            a->j.recover = 1;
+        } else if (c == S_OPT_FSYNC) {
+            if (journal_policy_parse(optarg, &a->j.policy, &a->j.batch_ms) != 0)
+                return jobq_cli_usage_error(
+                    "broker", "--fsync wants always, never, batch or batch:MS, got '%s'", optarg);
+            fsync_set = 1;
         } else if (c == '?') {
             return jobq_cli_usage_error("broker", "bad option");
         } else if ((rc = s_num_opt(a, c, optarg)) != 0) {
@@ -237,6 +272,8 @@ s_parse(int argc, char **argv, s_args_t *a)
         return jobq_cli_usage_error("broker", "unexpected '%s'", argv[optind]);
     if (!a->o.curve_key != !a->o.curve_clients)
         return jobq_cli_usage_error("broker", "--curve-key and --curve-clients go together");
+    if (!a->j.dir && (fsync_set || a->j.recover))
+        return jobq_cli_usage_error("broker", "--fsync and --recover need --journal DIR");
     return 0;
 }
 
@@ -295,9 +332,20 @@ broker_main(int argc, char **argv)
                    ? JOBQ_EXIT_USAGE
                    : JOBQ_EXIT_FAIL;
     }
+    journal_t *jrn = NULL;
+    if (a.j.dir) {
+        rc = journal_open(&a.j, reactor_core(r), jobq_now_ms(), &jrn, why, sizeof why);
+        if (rc != JOBQ_OK) {
+            fprintf(stderr, "jobq broker: %s\n", why);
+            reactor_destroy(&r);
+            return rc == JOBQ_ECORRUPT || rc == JOBQ_EVERSION ? S_EXIT_JOURNAL : JOBQ_EXIT_FAIL;
+        }
+        reactor_set_journal(r, jrn);
+    }
     if (a.ready_file &&
         s_ready_file(a.ready_file, r) != 0) { /* first: it exists once stdout says so */
         fprintf(stderr, "jobq broker: cannot write %s: %s\n", a.ready_file, strerror(errno));
+        journal_close(&jrn);
         reactor_destroy(&r);
         return JOBQ_EXIT_FAIL;
     }
@@ -305,7 +353,11 @@ broker_main(int argc, char **argv)
         printf("listening on %s\n", reactor_endpoint(r, i));
     fflush(stdout);
     rc = reactor_run(r);
+    int failed = jrn && journal_failed(jrn);
+    journal_close(&jrn);
     reactor_destroy(&r);
+    if (failed)
+        rc = JOBQ_EIO;
     if (a.ready_file)
         unlink(a.ready_file);
     return rc == JOBQ_OK ? JOBQ_EXIT_OK : JOBQ_EXIT_FAIL;

@@ -155,11 +155,14 @@ static void
 s_job_delay(core_t *c, core_job_t *j, int64_t ready_at_ms)
 {
     JOBQ_ASSERT(j->state == CORE_STATE_NEW || j->state == JOBQ_STATE_RESERVED);
+    int fresh = j->state == CORE_STATE_NEW;
     s_job_unlink(c, j);
     j->state = JOBQ_STATE_DELAYED;
     j->at_ms = ready_at_ms;
     core_heap_push(&c->delays, j);
     s_q(c, j)->ndelayed++;
+    if (c->hook)
+        core_hook_job_(c, fresh ? CORE_CH_SUBMIT : CORE_CH_STATE, j);
 }
 
 /* (new) -> READY; DELAYED -> READY (due); RESERVED -> READY (lease expired,
@@ -169,8 +172,11 @@ s_job_ready(core_t *c, core_job_t *j)
 {
     JOBQ_ASSERT(j->state == CORE_STATE_NEW || j->state == JOBQ_STATE_DELAYED ||
                 j->state == JOBQ_STATE_RESERVED);
+    unsigned old = j->state;
     s_job_unlink(c, j);
     s_enter_ready(c, j);
+    if (c->hook && old != JOBQ_STATE_DELAYED)
+        core_hook_job_(c, old == CORE_STATE_NEW ? CORE_CH_SUBMIT : CORE_CH_STATE, j);
 }
 
 /* READY -> RESERVED: attempt + 1, a lease until now + ttr held by w. */
@@ -192,6 +198,8 @@ s_job_reserve(core_t *c, core_job_t *j, core_worker_t *w)
     core_held_add_(w, l);
     s_q(c, j)->nreserved++;
     w->delivered++;
+    if (c->hook)
+        core_hook_job_(c, CORE_CH_STATE, j);
 }
 
 /* Frees job j once it has left every structure; its unique key passes to
@@ -225,6 +233,8 @@ s_job_done(core_t *c, core_job_t *j, const core_outcome_t *o)
     core_result_keep_(c, r);
     q->done++;
     c->done++;
+    if (c->hook)
+        core_hook_done_(c, r);
     s_job_free(c, j, r);
     core_emit_(c, CORE_EV_RESULT, q, &r->id, r->submitter);
     s_unfinished_dropped(c, q);
@@ -249,6 +259,8 @@ s_job_bury(core_t *c, core_job_t *j, const core_outcome_t *o)
     q->ndead++;
     q->buried++;
     c->buried++;
+    if (c->hook)
+        core_hook_job_(c, CORE_CH_DEAD, j);
     core_emit_(c, CORE_EV_RESULT, q, &r->id, r->submitter);
     s_unfinished_dropped(c, q);
 }
@@ -262,6 +274,8 @@ s_job_kick(core_t *c, core_job_t *j)
     j->free_attempts = j->attempt;
     s_q(c, j)->kicked++;
     s_enter_ready(c, j);
+    if (c->hook)
+        core_hook_job_(c, CORE_CH_STATE, j);
 }
 
 /* DELAYED|READY|DEAD -> (deleted). A job that had not finished gets a DEAD
@@ -284,6 +298,8 @@ s_job_delete(core_t *c, core_job_t *j)
     }
     core_result_keep_(c, r);
     q->deleted++;
+    if (c->hook)
+        core_hook_id_(c, CORE_CH_DELETE, &j->id);
     s_job_free(c, j, r);
     if (!was_dead) {
         core_emit_(c, CORE_EV_RESULT, q, &r->id, r->submitter);
@@ -905,6 +921,23 @@ core_delete(core_t *c, const jobq_id_t *id, int64_t now_ms)
     return JOBQ_OK;
 }
 
+int
+core_unsubmit(core_t *c, const jobq_id_t *id)
+{
+    JOBQ_ASSERT(c);
+    core_job_t *j = id ? s_job_find(c, id) : NULL;
+    if (!j)
+        return JOBQ_ENOTFOUND;
+    if (j->state != JOBQ_STATE_READY && j->state != JOBQ_STATE_DELAYED)
+        return JOBQ_ESTATE;
+    core_queue_t *q = s_q(c, j);
+    s_job_unlink(c, j);
+    q->submitted--;
+    c->submitted--;
+    s_job_free(c, j, NULL);
+    return JOBQ_OK;
+}
+
 /* ---- pause ---------------------------------------------------------------- */
 
 int
@@ -921,6 +954,8 @@ core_pause(core_t *c, const char *queue, uint32_t queue_len, int64_t until_ms, i
     }
     if (until_ms <= now) {
         core_unpause_(c, q);
+        if (c->hook)
+            core_hook_pause_(c, q);
         return JOBQ_OK;
     }
     if (q->paused_until == 0) {
@@ -932,6 +967,8 @@ core_pause(core_t *c, const char *queue, uint32_t queue_len, int64_t until_ms, i
         c->paused[c->npaused++] = q;
     }
     q->paused_until = until_ms;
+    if (c->hook)
+        core_hook_pause_(c, q);
     return JOBQ_OK;
 }
 
@@ -946,5 +983,7 @@ core_resume(core_t *c, const char *queue, uint32_t queue_len, int64_t now_ms)
     if (!q)
         return JOBQ_ENOTFOUND;
     core_unpause_(c, q);
+    if (c->hook)
+        core_hook_pause_(c, q);
     return JOBQ_OK;
 }

@@ -403,4 +403,69 @@ void core_stats(const core_t *core, core_stats_t *st);
  * tests. Returns 0, or -1 with *why (may be NULL) set to a static text. */
 int core_check(const core_t *core, const char **why);
 
+/* ---- journal support (broker/core_journal.c) ------------------------------ */
+
+/* What a change hook is told: every job state change that a journal must
+ * record, after it happened. DELAYED -> READY on time and a timed pause that
+ * runs out are not reported (a journal keeps their wall-clock times). */
+typedef enum core_change_kind {
+    CORE_CH_SUBMIT = 1, /* job accepted (READY or DELAYED): job */
+    CORE_CH_STATE = 2,  /* job moved to READY, DELAYED or RESERVED: job */
+    CORE_CH_DONE = 3,   /* job finished DONE: res, unique (the job is gone) */
+    CORE_CH_DEAD = 4,   /* job went DEAD: job and res, unique */
+    CORE_CH_DELETE = 5, /* job id deleted (a DEAD result "deleted" or its own is kept) */
+    CORE_CH_FORGET = 6, /* the retained result of id was dropped */
+    CORE_CH_PAUSE = 7   /* queue paused until until_ms (CORE_FOREVER), or resumed (0) */
+} core_change_kind;
+
+/* One change. The views point into core memory, valid during the hook only. */
+typedef struct core_change {
+    core_change_kind kind;
+    jobq_id_t id;
+    const core_job_view_t *job;    /* SUBMIT, STATE, DEAD; else NULL */
+    const core_result_view_t *res; /* DONE, DEAD; else NULL */
+    const void *unique;            /* DONE, DEAD: the job's unique key (NULL: none) */
+    uint32_t unique_len;
+    const char *queue; /* PAUSE */
+    uint32_t queue_len;
+    int64_t until_ms; /* PAUSE */
+} core_change_t;
+
+/* Called after each change; must not call back into the core. */
+typedef void (*core_hook_fn)(void *arg, const core_change_t *ch);
+
+/* Installs hook (NULL removes it). At most one hook. */
+void core_set_hook(core_t *core, core_hook_fn hook, void *arg);
+
+/* Takes back a job that core_submit accepted in this same call sequence
+ * (READY or DELAYED, nothing else happened to it) as if it had never been
+ * submitted: no result, no hook call (a journal that could not record the
+ * submit). Returns JOBQ_OK, JOBQ_ENOTFOUND or JOBQ_ESTATE. */
+int core_unsubmit(core_t *core, const jobq_id_t *id);
+
+/* Restores a finished job's retained result (journal replay): v gives the
+ * id, queue, submitter, status and the rest, finished_ms its time (monotonic,
+ * may be in the past); unique (copied, may be NULL) is the job's unique key.
+ * Returns JOBQ_OK, JOBQ_EDUPLICATE when the id or key is taken, JOBQ_EINVAL,
+ * JOBQ_ETOOBIG, or JOBQ_EQUEUEFULL for a queue past max_queues. */
+int core_restore_result(core_t *core, const core_result_view_t *v, const void *unique,
+                        uint32_t unique_len, int64_t now_ms);
+
+/* Sets the delivery counter (the lease fence) and the attempts used of a
+ * live job that is not RESERVED (journal replay: core_submit restores used
+ * attempts only, and below max_attempts). Returns JOBQ_OK, JOBQ_ENOTFOUND,
+ * JOBQ_ESTATE for a RESERVED job, JOBQ_EINVAL when used > attempt or attempt
+ * is over CORE_ATTEMPTS_MAX. */
+int core_restore_attempts(core_t *core, const jobq_id_t *id, uint32_t attempt, uint32_t used);
+
+/* Iterates every live job (any state, RESERVED included) with *cursor = 0 at
+ * the start: fills *view and returns 1, or returns 0 at the end. The core must
+ * not change during the iteration. */
+int core_job_next(const core_t *core, uint32_t *cursor, core_job_view_t *view);
+
+/* Iterates every retained result of a finished job (not those held by DEAD
+ * jobs) like core_job_next; *unique and *unique_len get its unique key. */
+int core_result_next(const core_t *core, uint32_t *cursor, core_result_view_t *view,
+                     const void **unique, uint32_t *unique_len);
+
 #endif

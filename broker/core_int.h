@@ -151,6 +151,8 @@ struct core {
     core_event_t *events;
     uint32_t nevents, capevents, evhead;
     uint64_t submitted, duplicates, refused_full, done, buried;
+    core_hook_fn hook; /* journal: told of every change (core_journal.c) */
+    void *hook_arg;
 };
 
 /* Key of the unique-key table. */
@@ -257,5 +259,16 @@ core_untag_(const void *tagged)
 {
     return (void *)((uintptr_t)tagged & ~(uintptr_t)1u);
 }
+
+/* Fills a view of result r (defined in core_view.c). */
+void core_view_result_(const core_t *core, const core_result_t *r, core_result_view_t *v);
+
+/* Tell the hook (if any) of a change to live job j: SUBMIT, STATE or DEAD
+ * (with its pinned result); of DONE with result r; of DELETE or FORGET of id;
+ * of a pause (core_journal.c). */
+void core_hook_job_(core_t *core, core_change_kind kind, const core_job_t *j);
+void core_hook_done_(core_t *core, const core_result_t *r);
+void core_hook_id_(core_t *core, core_change_kind kind, const jobq_id_t *id);
+void core_hook_pause_(core_t *core, const core_queue_t *q);
 
 #endif

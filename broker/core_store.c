@@ -445,6 +445,8 @@ core_result_drop_(core_t *c, core_result_t *r)
     } else {
         core_fifo_remove(&c->kept, r->pos);
         c->result_bytes -= core_result_bytes_(r);
+        if (c->hook)
+            core_hook_id_(c, CORE_CH_FORGET, &r->id);
     }
     core_tab_remove(&c->results, core_id_hash_(c, &r->id), r);
     if (r->unique_len) {
@@ -554,6 +556,7 @@ core_destroy(core_t **self_p)
     core_t *c = *self_p;
     if (!c)
         return;
+    c->hook = NULL;
     uint32_t cur = 0;
     core_job_t *j;
     while ((j = core_tab_next(&c->jobs, &cur)) != NULL) {

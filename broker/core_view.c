@@ -348,3 +348,9 @@ core_stats(const core_t *c, core_stats_t *st)
     st->done = c->done;
     st->buried = c->buried;
 }
+
+void
+core_view_result_(const core_t *c, const core_result_t *r, core_result_view_t *v)
+{
+    s_view_result(c, r, v);
+}

@@ -276,6 +276,7 @@ reactor_destroy(reactor_t **self_p)
     jobq_free(r->codebuf);
     jobq_free(r->pushq);
     jobq_free(r->allq);
+    rx_journal_fini(r);
     jobq_free(r);
     *self_p = NULL;
 }
@@ -700,7 +701,7 @@ s_poll_timeout(const reactor_t *r, int more)
         return 0;
     int64_t due = r->core_due_ms;
     const int64_t others[] = {r->hb_due_ms, r->wait_due_ms, r->blocked_due_ms,
-                              r->stopping ? r->drain_deadline_ms : CORE_FOREVER};
+                              r->stopping ? r->drain_deadline_ms : CORE_FOREVER, rx_journal_due(r)};
     for (size_t i = 0; i < sizeof others / sizeof others[0]; i++)
         due = others[i] < due ? others[i] : due;
     if (due == CORE_FOREVER)
@@ -750,6 +751,7 @@ s_pass(reactor_t *r)
         rx_deliver_all(r);
         rx_drain_events(r);
     }
+    rx_journal_commit(r);
     rx_push_flush(r);
     s_sweep_gone(r);
 }

@@ -113,4 +113,12 @@ void reactor_destroy(reactor_t **self_p);
 /* The reactor's core, for tests and the journal (owned by the reactor). */
 core_t *reactor_core(reactor_t *r);
 
+/* Makes the reactor journal through j (broker/journal.h, opened on this
+ * reactor's core; the caller keeps ownership and closes it after
+ * reactor_run returned, before reactor_destroy): SUBMIT_OK only after the
+ * records are journaled per policy, WELCOME's durable flag set
+ * (broker/reactor_journal.c). */
+struct journal;
+void reactor_set_journal(reactor_t *r, struct journal *j);
+
 #endif

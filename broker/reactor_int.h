@@ -131,6 +131,18 @@ typedef struct rx_waits {
     uint64_t seed;
 } rx_waits_t;
 
+/* SUBMIT_OK replies held until the journal commit at the end of the pass. */
+typedef struct rx_held_item {
+    uint64_t peer, req;
+    size_t off, len; /* the encoded reply in rx_held_t.buf */
+} rx_held_item_t;
+
+typedef struct rx_held {
+    wire_buf_t buf;
+    rx_held_item_t *items;
+    size_t n, cap;
+} rx_held_t;
+
 typedef struct rx_counters {
     uint64_t msgs_in, msgs_out;
     uint64_t errors[RX_ERR_COUNT_];
@@ -174,6 +186,8 @@ struct reactor {
     jobq_job_t *jobbuf;     /* scratch for DELIVER: the jobs as sent */
     core_name_t qwindow[CORE_RESERVE_QUEUES_MAX]; /* scratch: a window of r->allq */
     struct rx_sec *sec; /* CURVE, ZAP and principals (reactor_sec.c); never NULL once built */
+    struct journal *jrn;                          /* NULL: memory only */
+    rx_held_t held;                               /* SUBMIT_OKs waiting for the journal */
 };
 
 /* ---- reactor.c ----------------------------------------------------------- */
@@ -299,5 +313,17 @@ size_t rx_sec_lease_room(reactor_t *r, const rx_peer_t *p, size_t room);
 void rx_sec_leased(reactor_t *r, const rx_peer_t *p, size_t n);
 /* Appends ,"security":{...} to the STATS JSON. */
 void rx_sec_json(reactor_t *r, rx_text_t *t);
+/* ---- reactor_journal.c --------------------------------------------------- */
+
+/* SUBMIT with a journal: admit, apply, write, hold the reply. */
+void rx_journal_submit(reactor_t *r, rx_peer_t *p, wire_msg_t *m);
+/* Commits the journal (write + sync per policy), then sends the held
+ * replies (or ERROR JOBQ_EIO when the journal failed). No-op without one. */
+void rx_journal_commit(reactor_t *r);
+/* When the journal next needs a sync (batch timer), or CORE_FOREVER. */
+int64_t rx_journal_due(const reactor_t *r);
+void rx_journal_fini(reactor_t *r);
+/* Appends ,"journal":{...} (or null) to the broker object of STATS. */
+void rx_journal_json(reactor_t *r, rx_text_t *t);
 
 #endif

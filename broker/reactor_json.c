@@ -123,8 +123,8 @@ s_broker_json(reactor_t *r, rx_text_t *t)
     core_stats(r->core, &st);
     rx_text_add(t,
                 "\"broker\":{\"version\":\"%s\",\"uptime_ms\":%" PRId64 ",\"rss_bytes\":%" PRIu64
-                ",\"durable\":false,\"draining\":%s,",
-                jobq_version(), r->now_ms - r->started_ms, s_rss_bytes(),
+                ",\"durable\":%s,\"draining\":%s,",
+                jobq_version(), r->now_ms - r->started_ms, s_rss_bytes(), r->jrn ? "true" : "false",
                 r->stopping ? "true" : "false");
     rx_text_add(t, "\"connections\":{\"producer\":%u,\"worker\":%u,\"admin\":%u},",
                 r->peers.by_role[WIRE_ROLE_PRODUCER], r->peers.by_role[WIRE_ROLE_WORKER],
@@ -148,8 +148,10 @@ s_broker_json(reactor_t *r, rx_text_t *t)
                 st.queues, st.jobs, st.bytes, st.results, st.result_bytes);
     rx_text_add(t,
                 ",\"submitted\":%" PRIu64 ",\"duplicates\":%" PRIu64 ",\"refused_full\":%" PRIu64
-                ",\"done\":%" PRIu64 ",\"buried\":%" PRIu64 "}",
+                ",\"done\":%" PRIu64 ",\"buried\":%" PRIu64,
                 st.submitted, st.duplicates, st.refused_full, st.done, st.buried);
+    rx_journal_json(r, t);
+    rx_text_add(t, "}");
 }
 
 static void

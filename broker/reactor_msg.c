@@ -59,6 +59,10 @@ s_on_submit(reactor_t *r, rx_peer_t *p, wire_msg_t *m)
         rx_error(r, p, 1, m->req, JOBQ_ECLOSED, "broker is shutting down: submit elsewhere");
         return;
     }
+    if (r->jrn) {
+        rx_journal_submit(r, p, m);
+        return;
+    }
     for (uint32_t i = 0; i < m->njobs; i++) {
         jobq_job_t job = m->jobs[i];
         job.attempt = 0; /* a producer does not choose the attempt */
@@ -511,7 +515,7 @@ s_hello(reactor_t *r, uint32_t sock, const void *rid, size_t rid_len, wire_msg_t
     wire_msg_init(&w, WIRE_WELCOME);
     w.fields = WIRE_F_HB | WIRE_F_FLAGS | WIRE_F_MSG;
     w.hb_ms = p->hb_ms;
-    w.flags = 0; /* bit 0 (durable) stays 0: this broker keeps jobs in memory only */
+    w.flags = r->jrn ? 1u : 0u; /* bit 0: durable (accepted jobs are journaled) */
     w.msg = (wire_str_t){ver, (uint32_t)strlen(ver)};
     s_reply(r, p, &w);
     LOG_INFO("%s %.*s connected (hb %u ms)", s_role(p->role), (int)p->name_len, p->name, p->hb_ms);

@@ -16,9 +16,52 @@ struct jobq_producer {
     pstore_t store;
 };
 
+static uint32_t
+s_seen_hash(const jobq_id_t *id)
+{
+    uint64_t a, b;
+    memcpy(&a, id, 8);
+    memcpy(&b, (const unsigned char *)id + 8, 8);
+    uint64_t h = (a ^ (b * 0x9E3779B97F4A7C15ull)) * 0xBF58476D1CE4E5B9ull;
+    return (uint32_t)(h >> 40) & (2 * PSTORE_SEEN_MAX - 1);
+}
+
+/* Remembers id; returns 1 if it was remembered already. */
+static int
+s_seen_add(pseen_t *s, const jobq_id_t *id)
+{
+    if (!s->ring) {
+        s->ring = jobq_malloc(PSTORE_SEEN_MAX * sizeof *s->ring);
+        s->next = jobq_malloc(PSTORE_SEEN_MAX * sizeof *s->next);
+        s->buckets = jobq_malloc(2 * PSTORE_SEEN_MAX * sizeof *s->buckets);
+        memset(s->buckets, 0xff, 2 * PSTORE_SEEN_MAX * sizeof *s->buckets);
+    }
+    uint32_t h = s_seen_hash(id);
+    for (int32_t i = s->buckets[h]; i >= 0; i = s->next[i])
+        if (memcmp(&s->ring[i], id, sizeof *id) == 0)
+            return 1;
+    uint32_t pos = (s->head + s->count) % PSTORE_SEEN_MAX;
+    if (s->count == PSTORE_SEEN_MAX) { /* forget the oldest */
+        pos = s->head;
+        int32_t *link = &s->buckets[s_seen_hash(&s->ring[pos])];
+        while (*link != (int32_t)pos)
+            link = &s->next[*link];
+        *link = s->next[pos];
+        s->head = (s->head + 1) % PSTORE_SEEN_MAX;
+        s->count--;
+    }
+    s->ring[pos] = *id;
+    s->next[pos] = s->buckets[h];
+    s->buckets[h] = (int32_t)pos;
+    s->count++;
+    return 0;
+}
+
 void
 pstore_push(pstore_t *st, const jobq_result_t *res)
 {
+    if (s_seen_add(&st->seen, &res->id))
+        return;
     presult_t *r = jobq_malloc(sizeof *r + res->output_len + res->error_len);
     r->next = NULL;
     r->res = *res;
@@ -69,6 +112,9 @@ pstore_fini(pstore_t *st)
         r = next;
     }
     jobq_free(st->taken);
+    jobq_free(st->seen.ring);
+    jobq_free(st->seen.next);
+    jobq_free(st->seen.buckets);
     memset(st, 0, sizeof *st);
 }
 

@@ -15,14 +15,28 @@ typedef struct presult {
     char data[];
 } presult_t;
 
+#define PSTORE_SEEN_MAX 65536u /* result ids remembered to drop duplicates */
+
+/* The ids of the last PSTORE_SEEN_MAX results stored: a ring with a chained
+ * hash index (allocated on the first push). */
+typedef struct pseen {
+    jobq_id_t *ring;
+    int32_t *next, *buckets; /* chains of ring positions by id hash; -1 ends */
+    uint32_t head, count;
+} pseen_t;
+
 /* FIFO of results that arrived and were not taken yet. */
 typedef struct pstore {
     presult_t *head, *tail;
     presult_t *taken; /* the last result handed out (freed on the next take) */
     size_t count;
+    pseen_t seen;
 } pstore_t;
 
-/* Copies res (and its output and error bytes) to the tail of the store. */
+/* Copies res (and its output and error bytes) to the tail of the store,
+ * unless a result for the same id was stored recently (one of the last
+ * PSTORE_SEEN_MAX): a job has one result, and a copy that arrives twice (a
+ * push and a WAIT reply, or again after a broker restart) is dropped. */
 void pstore_push(pstore_t *st, const jobq_result_t *res);
 /* Moves the result for id (or the oldest one when id is NULL) into *out and
  * returns 1, or returns 0 when there is none. out's slices stay valid until
