@@ -45,6 +45,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -70,7 +71,19 @@ struct handler {
     char *cmd;            /* S_KIND_EXEC: the shell command, owned */
     jobq_handler_fn fn;   /* S_KIND_CALLBACK */
     void *arg;
+    handler_limits_t lim; /* worker operations; zero = none */
 };
+
+/* The soft deadline of the attempt running on this thread (monotonic ms,
+ * 0 = none) and its length, for jobq_job_soft_expired() and the texts. */
+static _Thread_local int64_t s_soft_deadline_ms;
+static _Thread_local uint32_t s_soft_ms;
+
+int
+jobq_job_soft_expired(void)
+{
+    return s_soft_deadline_ms != 0 && jobq_now_ms() >= s_soft_deadline_ms;
+}
 
 /* ---- helpers shared by the kinds ------------------------------------------ */
 
@@ -202,12 +215,17 @@ s_builtin_sleep(const jobq_job_t *job, uint32_t time_limit_ms, jobq_output_t *ou
         return;
     }
     int64_t start_ns = jobq_now_ns();
+    const char *kind = "";
+    if (s_soft_ms) { /* it polls the soft flag, as a C handler should */
+        time_limit_ms = s_soft_ms;
+        kind = "soft ";
+    }
     if (time_limit_ms && ms > time_limit_ms) {
         s_sleep_until(start_ns + (int64_t)time_limit_ms * 1000000);
         res->status = JOBQ_STATUS_TIMEDOUT;
         char text[128];
-        snprintf(text, sizeof text, "sleep: time limit of %u ms reached before %u ms had passed",
-                 (unsigned)time_limit_ms, (unsigned)ms);
+        snprintf(text, sizeof text, "sleep: %stime limit of %u ms reached before %u ms had passed",
+                 kind, (unsigned)time_limit_ms, (unsigned)ms);
         jobq_output_set_error(out, text);
         return;
     }
@@ -247,29 +265,58 @@ static void
 s_run_callback(const handler_t *h, const jobq_job_t *job, jobq_output_t *out, jobq_result_t *res)
 {
     int rc = h->fn(job, out, h->arg);
-    if (rc == 0)
-        return;
-    res->status = JOBQ_STATUS_FAILED;
-    res->exit_code = rc > 0 ? rc : 1;
+    if (rc != 0) {
+        res->status = JOBQ_STATUS_FAILED;
+        res->exit_code = rc > 0 ? rc : 1;
+    }
+    if (jobq_job_soft_expired()) { /* it ran past its soft limit: TIMEDOUT, output kept */
+        char text[JOBQ_ERROR_TEXT_MAX + 1];
+        const char *prev = jobq_output_error(out);
+        snprintf(text, sizeof text, "soft time limit of %u ms reached%s%.*s", (unsigned)s_soft_ms,
+                 *prev ? ": " : "", (int)(JOBQ_ERROR_TEXT_MAX - 64), prev);
+        res->status = JOBQ_STATUS_TIMEDOUT;
+        jobq_output_set_error(out, text);
+    }
 }
 
 /* ---- --exec: starting the child ---------------------------------------------- */
 
 /* The steps of the child that can fail, for the error text. */
-enum { S_STEP_NONE, S_STEP_SETPGID, S_STEP_PDEATHSIG, S_STEP_ORPHAN, S_STEP_DUP, S_STEP_EXEC };
-static const char *const s_step_names[] = {
-    "?",    "setpgid",         "prctl(PR_SET_PDEATHSIG)", "getppid (the worker died)",
-    "dup3", ("exec " S_SHELL),
+enum {
+    S_STEP_NONE,
+    S_STEP_SETPGID,
+    S_STEP_PDEATHSIG,
+    S_STEP_ORPHAN,
+    S_STEP_DUP,
+    S_STEP_EXEC,
+    S_STEP_RLIMIT
 };
+static const char *const s_step_names[] = {
+    "?",
+    "setpgid",
+    "prctl(PR_SET_PDEATHSIG)",
+    "getppid (the worker died)",
+    "dup3",
+    ("exec " S_SHELL),
+    "prlimit",
+};
+
+/* The kernel's struct rlimit64, for a raw prlimit64 in the child. */
+typedef struct s_rlim {
+    uint64_t cur, max;
+} s_rlim_t;
 
 /* What the clone()d child needs. It lives in the parent's frame, which the
  * parent does not touch until the child has exec'd or exited (CLONE_VFORK). */
 typedef struct s_child {
-    int stdin_fd;       /* read end of the payload pipe: becomes fd 0 */
-    int stdout_fd;      /* write end of the output pipe: becomes fd 1 */
-    pid_t parent_pid;   /* getpid() of the worker, for the orphan check */
-    char *const *argv;  /* sh -c CMD */
-    char *const *envp;  /* environ plus the JOBQ_* variables */
+    int stdin_fd;      /* read end of the payload pipe: becomes fd 0 */
+    int stdout_fd;     /* write end of the output pipe: becomes fd 1 */
+    pid_t parent_pid;  /* getpid() of the worker, for the orphan check */
+    char *const *argv; /* sh -c CMD */
+    char *const *envp; /* environ plus the JOBQ_* variables */
+    int nlims;         /* rlimits to set (--limit-mem/-cpu/-files) */
+    int lim_res[3];    /* RLIMIT_* */
+    s_rlim_t lims[3];
     volatile int step;  /* S_STEP_* that failed in the child, S_STEP_NONE if exec worked */
     volatile int error; /* its errno */
 } s_child_t;
@@ -315,6 +362,9 @@ s_child_main(void *arg)
         if (sig != SIGKILL && sig != SIGSTOP)
             syscall(SYS_rt_sigaction, sig, dfl_action, NULL, (size_t)(_NSIG / 8));
     syscall(SYS_rt_sigprocmask, SIG_SETMASK, empty_mask, NULL, (size_t)(_NSIG / 8));
+    for (int i = 0; i < c->nlims; i++)
+        if (syscall(SYS_prlimit64, 0, c->lim_res[i], &c->lims[i], NULL) != 0)
+            S_CHILD_FAIL(c, S_STEP_RLIMIT);
     syscall(SYS_execve, S_SHELL, c->argv, c->envp);
     S_CHILD_FAIL(c, S_STEP_EXEC);
     return 127;
@@ -467,13 +517,16 @@ typedef struct s_exec {
     const char *payload; /* bytes still to write start at payload + written */
     size_t payload_len;  /* bytes */
     size_t written;      /* bytes */
-    uint32_t limit_ms;   /* the time limit, 0 = none */
+    uint32_t limit_ms;   /* the (hard) time limit, 0 = none */
+    uint32_t soft_ms;    /* the soft limit (SIGTERM), 0 = none: SIGTERM at limit_ms */
+    int64_t start_ms;    /* when the command started (monotonic) */
     int64_t deadline_ms; /* next escalation (monotonic), INT64_MAX when none */
-    int kill_stage;      /* 0; 1 after SIGTERM; 2 after SIGKILL, for the time limit */
-    int epipe;           /* a payload write hit EPIPE (we raised a SIGPIPE) */
-    int exited;          /* the shell has exited (a zombie until reaped) */
-    int wait_status;     /* from waitpid */
-    int wait_errno;      /* 0, or why waitpid failed */
+    const handler_limits_t *lim;
+    int kill_stage;  /* 0; 1 after SIGTERM; 2 after SIGKILL, for the time limit */
+    int epipe;       /* a payload write hit EPIPE (we raised a SIGPIPE) */
+    int exited;      /* the shell has exited (a zombie until reaped) */
+    int wait_status; /* from waitpid */
+    int wait_errno;  /* 0, or why waitpid failed */
     jobq_output_t *out;
 } s_exec_t;
 
@@ -525,7 +578,11 @@ s_read_output(s_exec_t *x, int max_reads)
 static void
 s_escalate(s_exec_t *x, int64_t now_ms)
 {
-    if (x->kill_stage == 0) {
+    if (x->kill_stage == 0 && x->soft_ms) { /* soft: SIGTERM, SIGKILL at the hard limit */
+        kill(-x->pid, SIGTERM);
+        x->kill_stage = 1;
+        x->deadline_ms = x->limit_ms ? x->start_ms + x->limit_ms : INT64_MAX;
+    } else if (x->kill_stage == 0) {
         int64_t grace = x->limit_ms / 2;
         grace = grace < S_GRACE_MIN_MS ? S_GRACE_MIN_MS : grace;
         grace = grace > S_GRACE_MAX_MS ? S_GRACE_MAX_MS : grace;
@@ -645,6 +702,36 @@ s_signame(int sig)
 #endif
 }
 
+/* Says which rlimit a failed or crashed command most likely hit: SIGXCPU (or
+ * SIGKILL past the CPU limit) is certain; RLIMIT_AS and RLIMIT_NOFILE only
+ * make calls fail (ENOMEM, EMFILE), so the text names them as the likely
+ * cause of a failure or crash when they were set (docs/WORKERS.md). */
+static void
+s_limit_verdict(const s_exec_t *x, jobq_output_t *out, jobq_result_t *res)
+{
+    const handler_limits_t *l = x->lim;
+    if (!l || res->status == JOBQ_STATUS_DONE || res->status == JOBQ_STATUS_TIMEDOUT)
+        return;
+    char text[JOBQ_ERROR_TEXT_MAX + 1];
+    const char *prev = jobq_output_error(out);
+    int st = x->wait_status;
+    int sig = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
+    if (l->cpu_s && (sig == SIGXCPU || sig == SIGKILL)) {
+        snprintf(text, sizeof text, "cpu limit %u s exceeded (%s)", (unsigned)l->cpu_s, prev);
+        res->status = JOBQ_STATUS_CRASHED;
+        res->signal = sig;
+    } else if (l->mem_mb) {
+        snprintf(text, sizeof text, "memory limit %u MB (RLIMIT_AS) may have been hit: %s",
+                 (unsigned)l->mem_mb, prev);
+    } else if (l->files) {
+        snprintf(text, sizeof text, "file limit %u (RLIMIT_NOFILE) may have been hit: %s",
+                 (unsigned)l->files, prev);
+    } else {
+        return;
+    }
+    jobq_output_set_error(out, text);
+}
+
 /* Turns the wait status into the result (see handler.h for the mapping). */
 static void
 s_exec_verdict(const s_exec_t *x, jobq_output_t *out, jobq_result_t *res)
@@ -653,6 +740,20 @@ s_exec_verdict(const s_exec_t *x, jobq_output_t *out, jobq_result_t *res)
     char text[200];
     if (x->wait_errno) {
         s_fail(out, res, 1, "lost the command's exit status: waitpid: %s", strerror(x->wait_errno));
+    } else if (x->kill_stage > 0 && x->soft_ms) {
+        res->status = JOBQ_STATUS_TIMEDOUT;
+        res->signal = WIFSIGNALED(st) ? WTERMSIG(st) : SIGTERM;
+        res->exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 0;
+        if (x->kill_stage == 1)
+            snprintf(text, sizeof text,
+                     "soft time limit of %u ms reached: sent SIGTERM to the process group",
+                     (unsigned)x->soft_ms);
+        else
+            snprintf(text, sizeof text,
+                     "hard time limit of %u ms reached: sent SIGKILL to the process group "
+                     "(SIGTERM at the soft limit of %u ms)",
+                     (unsigned)x->limit_ms, (unsigned)x->soft_ms);
+        jobq_output_set_error(out, text);
     } else if (x->kill_stage > 0) {
         res->status = JOBQ_STATUS_TIMEDOUT;
         res->signal = WIFSIGNALED(st) ? WTERMSIG(st) : SIGTERM;
@@ -669,6 +770,7 @@ s_exec_verdict(const s_exec_t *x, jobq_output_t *out, jobq_result_t *res)
                  s_signame(WTERMSIG(st)));
         jobq_output_set_error(out, text);
     }
+    s_limit_verdict(x, out, res);
 }
 
 /* The monotonic time in ms rounded up, so that a deadline computed from it is
@@ -681,9 +783,12 @@ s_now_ms_ceil(void)
 
 /* Supervises a started child to the end and fills res. */
 static void
-s_exec_child(pid_t pid, int in_fd, int out_fd, const jobq_job_t *job, uint32_t time_limit_ms,
-             jobq_output_t *out, jobq_result_t *res)
+s_exec_child(const handler_t *h, pid_t pid, int in_fd, int out_fd, const jobq_job_t *job,
+             uint32_t time_limit_ms, jobq_output_t *out, jobq_result_t *res)
 {
+    uint32_t soft = handler_soft_ms(h, time_limit_ms);
+    int64_t start = s_now_ms_ceil();
+    uint32_t first = soft ? soft : time_limit_ms;
     s_exec_t x = {.pid = pid,
                   .pidfd = (int)syscall(SYS_pidfd_open, pid, 0),
                   .in_fd = in_fd,
@@ -691,7 +796,10 @@ s_exec_child(pid_t pid, int in_fd, int out_fd, const jobq_job_t *job, uint32_t t
                   .payload = job->payload,
                   .payload_len = job->payload_len,
                   .limit_ms = time_limit_ms,
-                  .deadline_ms = time_limit_ms ? s_now_ms_ceil() + time_limit_ms : INT64_MAX,
+                  .soft_ms = soft,
+                  .start_ms = start,
+                  .deadline_ms = first ? start + first : INT64_MAX,
+                  .lim = &h->lim,
                   .out = out};
     fcntl(out_fd, F_SETFL, O_NONBLOCK);
     s_sigpipe_t sp;
@@ -706,6 +814,34 @@ s_exec_child(pid_t pid, int in_fd, int out_fd, const jobq_job_t *job, uint32_t t
     if (job->payload_len)
         s_sigpipe_restore(&sp, x.epipe);
     s_exec_verdict(&x, out, res);
+}
+
+/* Adds one rlimit for the child, capped at the hard limit we have (an
+ * unprivileged process cannot raise it). cpu: SIGXCPU at v, SIGKILL at v+1. */
+static void
+s_add_rlimit(s_child_t *c, int res, uint64_t v, int cpu)
+{
+    struct rlimit cur;
+    uint64_t max = cpu ? v + 1 : v;
+    if (getrlimit(res, &cur) == 0 && cur.rlim_max != RLIM_INFINITY) {
+        if (max > cur.rlim_max)
+            max = cur.rlim_max;
+        if (v > max)
+            v = max;
+    }
+    c->lim_res[c->nlims] = res;
+    c->lims[c->nlims++] = (s_rlim_t){v, max};
+}
+
+static void
+s_set_rlimits(const handler_limits_t *l, s_child_t *c)
+{
+    if (l->mem_mb)
+        s_add_rlimit(c, RLIMIT_AS, (uint64_t)l->mem_mb << 20, 0);
+    if (l->cpu_s)
+        s_add_rlimit(c, RLIMIT_CPU, l->cpu_s, 1);
+    if (l->files)
+        s_add_rlimit(c, RLIMIT_NOFILE, l->files, 0);
 }
 
 /* Runs h->cmd for job (see handler.h). Returns 0, or -1 when it could not be
@@ -729,6 +865,7 @@ s_run_exec(const handler_t *h, const jobq_job_t *job, const char *queue, uint32_
                    .parent_pid = getpid(),
                    .argv = argv,
                    .envp = s_build_env(job, queue, &vars)};
+    s_set_rlimits(&h->lim, &c);
     int err = 0;
     pid_t pid = s_spawn(&c, &err);
     jobq_free((void *)c.envp);
@@ -744,7 +881,7 @@ s_run_exec(const handler_t *h, const jobq_job_t *job, const char *queue, uint32_
                pid < 0 ? "clone" : s_step_names[c.step], strerror(pid < 0 ? err : c.error));
         return -1;
     }
-    s_exec_child(pid, in[1], outp[0], job, time_limit_ms, out, res);
+    s_exec_child(h, pid, in[1], outp[0], job, time_limit_ms, out, res);
     return 0;
 }
 
@@ -833,9 +970,33 @@ s_finish(jobq_output_t *out, jobq_result_t *res)
     res->error = res->error_len ? err : NULL;
 }
 
+void
+handler_set_limits(handler_t *h, const handler_limits_t *lim)
+{
+    JOBQ_ASSERT(h && lim);
+    h->lim = *lim;
+}
+
+uint32_t
+handler_soft_ms(const handler_t *h, uint32_t hard_ms)
+{
+    uint32_t soft = h->lim.soft_ms;
+    return soft && (hard_ms == 0 || soft < hard_ms) ? soft : 0;
+}
+
 int
 handler_run(handler_t *h, const jobq_job_t *job, const char *queue, uint32_t time_limit_ms,
             jobq_output_t *out, jobq_result_t *res)
+{
+    JOBQ_ASSERT(h);
+    if (h->lim.fork_per_job && h->kind != S_KIND_EXEC)
+        return isolate_run(h, job, queue, time_limit_ms, out, res);
+    return handler_run_here(h, job, queue, time_limit_ms, out, res);
+}
+
+int
+handler_run_here(handler_t *h, const jobq_job_t *job, const char *queue, uint32_t time_limit_ms,
+                 jobq_output_t *out, jobq_result_t *res)
 {
     JOBQ_ASSERT(h && job && out && res);
     jobq_output_reset(out);
@@ -844,6 +1005,8 @@ handler_run(handler_t *h, const jobq_job_t *job, const char *queue, uint32_t tim
     res->attempt = job->attempt;
     int64_t start_us = jobq_now_us();
     int rc = 0;
+    s_soft_ms = h->kind == S_KIND_EXEC ? 0 : handler_soft_ms(h, time_limit_ms);
+    s_soft_deadline_ms = s_soft_ms ? jobq_now_ms() + s_soft_ms : 0;
     switch (h->kind) {
     case S_KIND_BUILTIN:
         h->builtin(job, time_limit_ms, out, res);
@@ -855,6 +1018,8 @@ handler_run(handler_t *h, const jobq_job_t *job, const char *queue, uint32_t tim
         rc = s_run_exec(h, job, queue, time_limit_ms, out, res);
         break;
     }
+    s_soft_ms = 0;
+    s_soft_deadline_ms = 0;
     res->duration_us = (uint64_t)(jobq_now_us() - start_us);
     s_finish(out, res);
     return rc;

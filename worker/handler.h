@@ -77,6 +77,19 @@ void handler_destroy(handler_t **h_p);
 /* "echo, upper, md5, sleep, fail, crash": for usage texts. */
 const char *handler_builtin_list(void);
 
+/* Per-handler worker operations (docs/WORKERS.md), all off when zeroed. */
+typedef struct handler_limits {
+    uint32_t soft_ms; /* soft time limit per attempt (0 = none): --exec gets SIGTERM on
+                         its process group, a C handler sees jobq_job_soft_expired() */
+    uint32_t mem_mb;  /* --exec: RLIMIT_AS of the command, MiB (0 = inherited) */
+    uint32_t cpu_s;   /* --exec: RLIMIT_CPU of the command, seconds (0 = inherited) */
+    uint32_t files;   /* --exec: RLIMIT_NOFILE of the command (0 = inherited) */
+    int fork_per_job; /* run each C or built-in call in a fresh child (worker/isolate.c) */
+} handler_limits_t;
+
+/* Sets h's limits (copied); call before the handler is used. */
+void handler_set_limits(handler_t *h, const handler_limits_t *lim);
+
 /* Runs one attempt of job through h, with a time limit (0 = none) after which
  * an --exec child's process group gets SIGTERM then, after a short grace
  * (half the limit, 10 ms to 1 s), SIGKILL (status TIMEDOUT); the sleep
@@ -87,6 +100,23 @@ const char *handler_builtin_list(void);
  * Returns 0, or -1 when the handler could not be started (fork or pipe
  * failed): res then says FAILED with the reason in its error text. */
 int handler_run(handler_t *h, const jobq_job_t *job, const char *queue, uint32_t time_limit_ms,
+                jobq_output_t *out, jobq_result_t *res);
+
+/* handler_run without the fork-per-job indirection: what the per-job child of
+ * worker/isolate.c calls. Same contract as handler_run. */
+int handler_run_here(handler_t *h, const jobq_job_t *job, const char *queue, uint32_t time_limit_ms,
+                     jobq_output_t *out, jobq_result_t *res);
+
+/* The effective soft limit of an attempt with hard limit hard_ms: h's soft
+ * limit when it is set and below the hard one, else 0. */
+uint32_t handler_soft_ms(const handler_t *h, uint32_t hard_ms);
+
+/* Runs a C or built-in attempt in a fresh child of the calling process
+ * (worker/isolate.c): the child calls handler_run_here and sends the result
+ * back through a pipe; a child that dies is reported CRASHED with its signal,
+ * one still running at the hard limit is SIGKILLed and reported TIMEDOUT.
+ * Returns 0, or -1 when the child could not be started (res FAILED). */
+int isolate_run(handler_t *h, const jobq_job_t *job, const char *queue, uint32_t time_limit_ms,
                 jobq_output_t *out, jobq_result_t *res);
 
 #endif

@@ -82,6 +82,7 @@ typedef struct s_box {
     uint32_t running_limit_ms;
     s_res_t *out_head, *out_tail; /* finished, not taken by the connection thread */
     int woken;                    /* invariant 2 */
+    int recycle;                  /* the handler thread takes no more jobs: recycling */
     int quit;
     int efd;
 } s_box_t;
@@ -226,11 +227,12 @@ s_handler_main(void *arg)
     networker_t *nw = arg;
     s_box_t *b = &nw->box;
     jobq_output_t *out = jobq_output_new(0);
+    uint64_t jobs = 0;
     for (;;) {
         pthread_mutex_lock(&b->mu);
-        while (!b->count && !b->quit)
+        while ((!b->count || b->recycle) && !b->quit)
             pthread_cond_wait(&b->cv, &b->mu);
-        if (!b->count) {
+        if (!b->count || b->recycle) {
             pthread_mutex_unlock(&b->mu);
             break;
         }
@@ -241,7 +243,9 @@ s_handler_main(void *arg)
         b->running_limit_ms = limit;
         pthread_mutex_unlock(&b->mu);
         s_res_t *r = s_run_one(nw, &j->job, limit, out);
+        int recycle = worker_recycle_due(&nw->cfg->recycle, ++jobs);
         pthread_mutex_lock(&b->mu);
+        b->recycle = recycle;
         b->running = NULL;
         s_batch_unref(j->batch);
         if (b->out_tail)
@@ -631,7 +635,7 @@ s_begin_stop(networker_t *nw, worker_end why)
     if (nw->stopping)
         return;
     nw->stopping = why;
-    if (why == WORKER_END_STOPPED && conn_is_connected(nw->conn))
+    if ((why == WORKER_END_STOPPED || why == WORKER_END_RECYCLE) && conn_is_connected(nw->conn))
         s_send_ready(nw, 0); /* no more deliveries */
     s_take_unstarted(nw, 1);
 }
@@ -666,6 +670,7 @@ s_end_name(worker_end end)
 {
     return end == WORKER_END_SENTINEL  ? "sentinel"
            : end == WORKER_END_STOPPED ? "stopped"
+           : end == WORKER_END_RECYCLE ? "recycled"
                                        : "error";
 }
 
@@ -757,6 +762,16 @@ s_wait(networker_t *nw)
 
 /* ---- set-up and the loop ------------------------------------------------- */
 
+/* 1 once the handler thread has stopped taking jobs to be recycled. */
+static int
+s_recycling(networker_t *nw)
+{
+    pthread_mutex_lock(&nw->box.mu);
+    int r = nw->box.recycle;
+    pthread_mutex_unlock(&nw->box.mu);
+    return r;
+}
+
 static int
 s_init(networker_t *nw, const networker_cfg_t *cfg)
 {
@@ -828,6 +843,8 @@ networker_run(const networker_cfg_t *cfg)
     for (;;) {
         if (!nw.stopping && s_stop_level(&nw) >= 1)
             s_begin_stop(&nw, WORKER_END_STOPPED);
+        if (!nw.stopping && s_recycling(&nw))
+            s_begin_stop(&nw, WORKER_END_RECYCLE);
         if (!nw.stopping && !conn_is_connected(nw.conn) && jobq_now_ms() >= nw.next_connect_ms)
             s_connect(&nw);
         if (nw.fatal) {

@@ -52,6 +52,9 @@ typedef struct networker_cfg {
     const atomic_int *stop;      /* 0 run, 1 finish the running job and end, 2 also skip
                                     waiting for acknowledgements; NULL: never */
     worker_counters_t *counters; /* may be NULL */
+    worker_recycle_t recycle;    /* forked workers: after this many jobs or this RSS, take
+                                    no other job, hand the prefetched ones back, end with
+                                    WORKER_END_RECYCLE */
 } networker_cfg_t;
 
 /* Runs the loop until a SENTINEL (WORKER_END_SENTINEL), the stop flag

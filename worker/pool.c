@@ -77,6 +77,7 @@ typedef struct s_slot {
     int64_t started_ms; /* CLOCK_MONOTONIC */
     int64_t restart_at_ms;
     uint32_t delay_ms; /* the next restart delay */
+    int recycled;      /* WAITING after a recycling end: respawn now, not a restart */
 } s_slot_t;
 
 /* The page shared with the forked children (MAP_SHARED | MAP_ANONYMOUS). */
@@ -125,11 +126,34 @@ jobq_pool_opts_init(jobq_pool_opts_t *opts)
 static handler_t *
 s_handler_new(const jobq_pool_t *pool)
 {
+    handler_t *h;
     if (pool->builtin)
-        return handler_new_builtin(pool->builtin);
-    if (pool->exec)
-        return handler_new_exec(pool->exec);
-    return handler_new_callback(pool->opts.fn, pool->opts.fn_arg);
+        h = handler_new_builtin(pool->builtin);
+    else if (pool->exec)
+        h = handler_new_exec(pool->exec);
+    else
+        h = handler_new_callback(pool->opts.fn, pool->opts.fn_arg);
+    const jobq_pool_opts_t *o = &pool->opts;
+    handler_limits_t lim = {.soft_ms = o->soft_time_limit_ms,
+                            .mem_mb = o->limit_mem_mb,
+                            .cpu_s = o->limit_cpu_s,
+                            .files = o->limit_files,
+                            .fork_per_job = o->fork_per_job};
+    if (h)
+        handler_set_limits(h, &lim);
+    return h;
+}
+
+/* When a forked child ends to be replaced (threads are never recycled). */
+static worker_recycle_t
+s_recycle(const jobq_pool_t *pool)
+{
+    worker_recycle_t r = {0, 0};
+    if (pool->opts.mode == JOBQ_POOL_PROCS) {
+        r.max_jobs = pool->opts.max_jobs_per_child;
+        r.max_rss_kb = (uint64_t)pool->opts.max_memory_per_child_mb * 1024;
+    }
+    return r;
 }
 
 static int
@@ -317,6 +341,7 @@ s_net_cfg(jobq_pool_t *pool, unsigned i, handler_t *h, char *name, size_t len, n
         .poll_ms = pool->opts.poll_ms ? pool->opts.poll_ms : S_POLL_MS,
         .stop = &pool->shared->stop,
         .counters = &pool->shared->counters[i],
+        .recycle = s_recycle(pool),
     };
 }
 
@@ -372,6 +397,7 @@ s_child_main(jobq_pool_t *pool, unsigned i, int report_fd)
         .result_timeout_ms = pool->opts.result_timeout_ms,
         .stop = &pool->shared->stop,
         .counters = &pool->shared->counters[i],
+        .recycle = s_recycle(pool),
     };
     worker_end end = worker_run(&cfg);
     worker_report_t r;
@@ -525,6 +551,14 @@ s_account(jobq_pool_t *pool, unsigned i, pid_t pid, const s_end_t *end)
         s_add_counters(pool, c, rss);
         pool->report.deaths++;
     }
+    if (normal && s->report.end == WORKER_END_RECYCLE && s_stop_level(pool) == 0) {
+        LOG_INFO("worker %d recycled after %llu job(s)", (int)pid, (unsigned long long)jobs);
+        pool->report.recycled++;
+        s->recycled = 1; /* s_restart_due starts the next one now, without backoff */
+        s->restart_at_ms = jobq_now_ms();
+        s->state = S_WAITING;
+        return;
+    }
     if (normal) {
         s->state = S_DONE;
         return;
@@ -629,8 +663,10 @@ s_restart_due(jobq_pool_t *pool)
         if (s->state != S_WAITING)
             continue;
         if (s->restart_at_ms <= now) {
+            int recycled = s->recycled;
+            s->recycled = 0;
             if (s_spawn(pool, i) == 0)
-                pool->report.restarts++;
+                pool->report.restarts += recycled ? 0 : 1;
             else
                 s_schedule_restart(pool, i, 0);
             continue;
@@ -897,17 +933,20 @@ jobq_pool_report_format(const jobq_pool_report_t *r, int json, char *buf, size_t
                         "{\"mode\":\"%s\",\"workers\":%u,\"jobs\":%llu,\"done\":%llu,"
                         "\"failed\":%llu,\"crashed\":%llu,\"busy_us\":%llu,\"wall_us\":%llu,"
                         "\"max_rss_kb\":%llu,\"results_dropped\":%llu,\"reports\":%u,"
-                        "\"deaths\":%u,\"restarts\":%u,\"stale\":%llu}",
+                        "\"deaths\":%u,\"restarts\":%u,\"recycled\":%u,\"stale\":%llu}",
                         mode, r->workers, jobs, (unsigned long long)r->done,
                         (unsigned long long)r->failed, (unsigned long long)r->crashed,
                         (unsigned long long)r->busy_us, (unsigned long long)r->wall_us,
                         (unsigned long long)r->max_rss_kb, (unsigned long long)r->results_dropped,
-                        r->reports, r->deaths, r->restarts, (unsigned long long)r->stale);
+                        r->reports, r->deaths, r->restarts, r->recycled,
+                        (unsigned long long)r->stale);
     double wall_s = (double)r->wall_us / 1e6, busy_s = (double)r->busy_us / 1e6;
     double util = r->wall_us && r->workers ? 100.0 * busy_s / (wall_s * r->workers) : 0.0;
-    char stale[48] = "";
+    char stale[96] = "";
     if (r->stale)
         snprintf(stale, sizeof stale, "; %llu stale results", (unsigned long long)r->stale);
+    if (r->recycled)
+        snprintf(stale + strlen(stale), sizeof stale - strlen(stale), "; %u recycled", r->recycled);
     return snprintf(buf, len,
                     "pool: %u %s, %llu jobs: %llu done, %llu failed, %llu crashed; "
                     "busy %.3f s in %.3f s (%.0f%%); max RSS %.1f MiB; %u deaths, %u restarts%s%s",

@@ -150,6 +150,7 @@ worker_run(const worker_cfg_t *cfg)
     jobq_output_t *out = jobq_output_new(0);
     worker_end end = WORKER_END_ERROR;
     int errors = 0;
+    uint64_t jobs = 0;
     for (;;) {
         if (s_stop_level(cfg) >= 1) {
             end = WORKER_END_STOPPED;
@@ -183,9 +184,30 @@ worker_run(const worker_cfg_t *cfg)
             atomic_store_explicit(&cfg->counters->holding, 1, memory_order_relaxed);
         s_serve(cfg, &item, out);
         jobq_item_fini(&item);
+        if (worker_recycle_due(&cfg->recycle, ++jobs)) {
+            end = WORKER_END_RECYCLE;
+            break;
+        }
     }
     jobq_output_destroy(&out);
     return end;
+}
+
+int
+worker_recycle_due(const worker_recycle_t *rc, uint64_t jobs)
+{
+    if (rc->max_jobs && jobs >= rc->max_jobs)
+        return 1;
+    if (!rc->max_rss_kb)
+        return 0;
+    FILE *f = fopen("/proc/self/statm", "re");
+    unsigned long long size = 0, resident = 0;
+    int n = f ? fscanf(f, "%llu %llu", &size, &resident) : 0;
+    if (f)
+        fclose(f);
+    long page = sysconf(_SC_PAGESIZE);
+    return n == 2 &&
+           resident * (unsigned long long)(page > 0 ? page : 4096) / 1024 >= rc->max_rss_kb;
 }
 
 void
