@@ -201,8 +201,10 @@ s_run_one(networker_t *nw, const jobq_job_t *job, uint32_t limit, jobq_output_t 
     jobq_result_t res;
     jobq_result_init(&res);
     int64_t t0 = jobq_now_us();
+    worker_mark_deadline(nw->cfg->counters, limit);
     if (handler_run(nw->cfg->handler, job, NULL, limit, out, &res) != 0)
         LOG_WARN("handler could not start: %.*s", (int)res.error_len, res.error ? res.error : "");
+    worker_mark_deadline(nw->cfg->counters, 0);
     uint64_t took = (uint64_t)(jobq_now_us() - t0);
     res.id = job->id;
     res.attempt = job->attempt;

@@ -64,6 +64,8 @@
 #define S_EXIT_ORPHAN 70       /* child exit: the supervisor was gone before prctl */
 #define S_EXIT_OPEN 71         /* child exit: the queue could not be opened */
 #define S_EXIT_ERROR 72        /* child exit: the queue kept failing */
+#define S_HARD_GRACE_MS 1000   /* a long-lived child past its hard limit this long is killed */
+#define S_DEADLINE_POLL_MS 250 /* how often the supervisor looks for new hard deadlines */
 
 typedef enum s_slot_state { S_IDLE = 0, S_RUNNING, S_WAITING, S_DONE } s_slot_state;
 
@@ -651,6 +653,46 @@ s_apply_stop(jobq_pool_t *pool, int *applied)
     *applied = level;
 }
 
+/* 1 when the supervisor enforces hard time limits by killing the long-lived
+ * child: a C or built-in handler, not fork-per-job (those kill the job's own
+ * child) and not --exec (the handler kills the command's process group). */
+static int
+s_kills_overruns(const jobq_pool_t *pool)
+{
+    return pool->opts.mode == JOBQ_POOL_PROCS && !pool->exec && !pool->opts.fork_per_job;
+}
+
+/* SIGKILLs each running child past its published hard deadline (plus a grace,
+ * so that a cooperative handler's own TIMEDOUT wins); the item goes back
+ * through the usual reclaim. Returns the poll timeout until the next
+ * deadline, at most S_DEADLINE_POLL_MS (children publish new deadlines
+ * without waking us), or -1 when the pool does not kill overruns. */
+static int
+s_kill_overruns(jobq_pool_t *pool)
+{
+    if (!s_kills_overruns(pool))
+        return -1;
+    int64_t now = jobq_now_ms();
+    int timeout = -1;
+    for (unsigned i = 0; i < pool->n; i++) {
+        s_slot_t *s = &pool->slots[i];
+        int64_t d = atomic_load(&pool->shared->counters[i].hard_deadline_ms);
+        if (s->state != S_RUNNING || d == 0)
+            continue;
+        d += S_HARD_GRACE_MS;
+        if (now >= d) {
+            LOG_NOTICE("worker %d: hard time limit passed: killing it (its job is handed back)",
+                       (int)s->pid);
+            kill(s->pid, SIGKILL);
+            atomic_store(&pool->shared->counters[i].hard_deadline_ms, 0);
+            continue;
+        }
+        if (timeout < 0 || d - now < timeout)
+            timeout = (int)(d - now);
+    }
+    return timeout < 0 || timeout > S_DEADLINE_POLL_MS ? S_DEADLINE_POLL_MS : timeout;
+}
+
 /* Starts the slots whose restart time has come; returns the poll timeout
  * until the next one (-1: none). */
 static int
@@ -738,6 +780,9 @@ s_run_procs(jobq_pool_t *pool)
         int timeout = s_restart_due(pool);
         if (!s_any_live(pool))
             break;
+        int kill_in = s_kill_overruns(pool);
+        if (kill_in >= 0 && (timeout < 0 || kill_in < timeout))
+            timeout = kill_in;
         s_poll_once(pool, timeout);
     }
 }

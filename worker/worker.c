@@ -116,8 +116,10 @@ s_serve(const worker_cfg_t *cfg, const jobq_item_t *item, jobq_output_t *out)
     jobq_result_init(&res);
     uint32_t limit = s_min_limit(cfg->time_limit_ms, item->ttr_ms);
     int64_t t0 = jobq_now_us();
+    worker_mark_deadline(cfg->counters, limit);
     if (handler_run(cfg->handler, &job, cfg->queue_label, limit, out, &res) != 0)
         LOG_WARN("handler could not start: %.*s", (int)res.error_len, res.error ? res.error : "");
+    worker_mark_deadline(cfg->counters, 0);
     uint64_t took = (uint64_t)(jobq_now_us() - t0);
     res.id = item->id;
     res.attempt = item->attempt;
@@ -191,6 +193,14 @@ worker_run(const worker_cfg_t *cfg)
     }
     jobq_output_destroy(&out);
     return end;
+}
+
+void
+worker_mark_deadline(worker_counters_t *c, uint32_t limit_ms)
+{
+    if (c)
+        atomic_store_explicit(&c->hard_deadline_ms, limit_ms ? jobq_now_ms() + limit_ms : 0,
+                              memory_order_relaxed);
 }
 
 int

@@ -36,15 +36,22 @@ int worker_recycle_due(const worker_recycle_t *rc, uint64_t jobs);
 /* Live counters of one worker. The worker is the only writer; they may sit in
  * shared memory so that a supervisor can read them after the worker died. */
 typedef struct worker_counters {
-    _Atomic uint64_t done;    /* attempts whose handler succeeded */
-    _Atomic uint64_t failed;  /* attempts failed or timed out */
-    _Atomic uint64_t crashed; /* attempts whose handler died of a signal */
-    _Atomic uint64_t busy_us; /* time spent in handlers, microseconds */
-    _Atomic uint64_t dropped; /* results dropped (results channel full too long) */
-    _Atomic uint64_t stale;   /* network workers: results the broker refused because
-                                 the lease was lost (ESTALE, EFORBIDDEN, ENOTFOUND) */
-    _Atomic uint32_t holding; /* 1 from taking a job until its task_done */
+    _Atomic uint64_t done;            /* attempts whose handler succeeded */
+    _Atomic uint64_t failed;          /* attempts failed or timed out */
+    _Atomic uint64_t crashed;         /* attempts whose handler died of a signal */
+    _Atomic uint64_t busy_us;         /* time spent in handlers, microseconds */
+    _Atomic uint64_t dropped;         /* results dropped (results channel full too long) */
+    _Atomic uint64_t stale;           /* network workers: results the broker refused because
+                                         the lease was lost (ESTALE, EFORBIDDEN, ENOTFOUND) */
+    _Atomic uint32_t holding;         /* 1 from taking a job until its task_done */
+    _Atomic int64_t hard_deadline_ms; /* monotonic ms at which the running attempt's hard
+                                         time limit ends; 0 = none or idle. A supervisor
+                                         kills a long-lived child past it (C handlers) */
 } worker_counters_t;
+
+/* Publishes (limit_ms > 0) or clears (limit_ms 0) the hard deadline of the
+ * attempt about to run, in c (may be NULL). */
+void worker_mark_deadline(worker_counters_t *c, uint32_t limit_ms);
 
 /* What a worker loop needs. Nothing here is owned by the loop. */
 typedef struct worker_cfg {

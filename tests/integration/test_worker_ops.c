@@ -23,6 +23,14 @@
 #include <time.h>
 #include <unistd.h>
 
+static int64_t
+s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* Job i's id: 0x57 then i in the last 4 bytes. */
 static void
 s_id(unsigned i, jobq_id_t *id)
@@ -346,6 +354,42 @@ START_TEST(test_c_handler_ignoring_the_soft_flag_is_killed_at_the_hard_limit)
 }
 END_TEST
 
+START_TEST(test_long_lived_child_past_the_hard_limit_is_killed_and_replaced)
+{
+    jobq_queue_t *q = NULL;
+    ck_assert_jobq_ok(jobq_queue_new_anon(NULL, &q));
+    jobq_pool_opts_t o;
+    jobq_pool_opts_init(&o);
+    o.queue = q;
+    o.workers = 1;
+    o.fn = s_stubborn;
+    o.time_limit_ms = 300;
+    o.restart_min_ms = 10;
+    jobq_pool_t *pool = s_start(&o);
+    jobq_job_t job;
+    jobq_job_init(&job);
+    s_id(1, &job.id);
+    job.payload = "x";
+    job.payload_len = 1;
+    job.max_attempts = 1;
+    int64_t t0 = s_now_ms();
+    ck_assert_jobq_ok(jobq_queue_put(q, &job, 5000));
+    jobq_result_t res;
+    ck_assert_jobq_ok(jobq_queue_get_result(q, &res, 20000));
+    int64_t took = s_now_ms() - t0;
+    ck_assert_int_eq(res.status, JOBQ_STATUS_CRASHED); /* handed back like a crash */
+    ck_assert_msg(res.signal == SIGKILL || res.signal == 0, "signal %d", res.signal);
+    ck_assert_int_lt(took, 10000); /* not the handler's 20 s */
+    ck_assert_jobq_ok(jobq_queue_put_sentinel(q, 5000));
+    jobq_pool_report_t rep;
+    ck_assert_jobq_ok(jobq_pool_wait(pool, 20000, &rep));
+    ck_assert_uint_eq(rep.deaths, 1);
+    ck_assert_uint_eq(rep.restarts, 1); /* the replacement took the sentinel */
+    jobq_pool_destroy(&pool);
+    jobq_queue_destroy(&q);
+}
+END_TEST
+
 START_TEST(test_broker_recycling_hands_prefetched_jobs_back_and_loses_none)
 {
     wc_broker_t broker;
@@ -412,6 +456,7 @@ s_suite(void)
     tcase_add_test(tc, test_default_mode_crash_is_reported_and_the_child_replaced);
     tcase_add_test(tc, test_c_handler_polling_the_soft_flag_ends_timedout_with_its_output);
     tcase_add_test(tc, test_c_handler_ignoring_the_soft_flag_is_killed_at_the_hard_limit);
+    tcase_add_test(tc, test_long_lived_child_past_the_hard_limit_is_killed_and_replaced);
     tcase_add_test(tc, test_broker_recycling_hands_prefetched_jobs_back_and_loses_none);
     suite_add_tcase(s, tc);
     return s;
