@@ -764,6 +764,21 @@ s_wait(networker_t *nw)
 
 /* ---- set-up and the loop ------------------------------------------------- */
 
+/* Cold stop of a forked worker (networker_cfg_t.on_cold): hand everything
+ * back at once and leave the running handler to die with the process. */
+static void
+s_cold_stop(networker_t *nw)
+{
+    s_begin_stop(nw, WORKER_END_STOPPED); /* unstarted jobs to the release list */
+    if (conn_is_connected(nw->conn)) {
+        s_take_results(nw);
+        s_send_results(nw);
+        s_send_report(nw);
+        conn_disconnect(nw->conn, nw->rel, (uint32_t)nw->nrel, S_LINGER_MS);
+    }
+    nw->cfg->on_cold(nw->cfg->on_cold_arg);
+}
+
 /* 1 once the handler thread has stopped taking jobs to be recycled. */
 static int
 s_recycling(networker_t *nw)
@@ -847,6 +862,8 @@ networker_run(const networker_cfg_t *cfg)
             s_begin_stop(&nw, WORKER_END_STOPPED);
         if (!nw.stopping && s_recycling(&nw))
             s_begin_stop(&nw, WORKER_END_RECYCLE);
+        if (cfg->on_cold && s_stop_level(&nw) >= 2)
+            s_cold_stop(&nw);
         if (!nw.stopping && !conn_is_connected(nw.conn) && jobq_now_ms() >= nw.next_connect_ms)
             s_connect(&nw);
         if (nw.fatal) {

@@ -66,6 +66,7 @@
 #define S_EXIT_ERROR 72        /* child exit: the queue kept failing */
 #define S_HARD_GRACE_MS 1000   /* a long-lived child past its hard limit this long is killed */
 #define S_DEADLINE_POLL_MS 250 /* how often the supervisor looks for new hard deadlines */
+#define S_COLD_GRACE_MS 2000   /* cold stop: a broker worker's time to hand its jobs back */
 
 typedef enum s_slot_state { S_IDLE = 0, S_RUNNING, S_WAITING, S_DONE } s_slot_state;
 
@@ -114,6 +115,7 @@ struct jobq_pool {
     int launched;
     int finished;
     jobq_pool_report_t report;
+    int64_t cold_kill_ms; /* supervisor: when a cold stop SIGKILLs what is left; 0 = none */
 };
 
 /* ---- options, creation ---------------------------------------------------- */
@@ -347,6 +349,27 @@ s_net_cfg(jobq_pool_t *pool, unsigned i, handler_t *h, char *name, size_t len, n
     };
 }
 
+/* What a forked network worker's cold stop needs (s_child_cold). */
+typedef struct s_cold {
+    const worker_counters_t *counters;
+    int report_fd;
+} s_cold_t;
+
+/* The cold stop of a forked network worker, once it handed its jobs back:
+ * the final report, then _exit without joining the running handler. */
+static _Noreturn void
+s_child_cold(void *arg)
+{
+    const s_cold_t *c = arg;
+    worker_report_t r;
+    worker_report_fill(&r, c->counters, WORKER_END_STOPPED);
+    ssize_t w = write(c->report_fd, &r, sizeof r);
+    (void)w;
+    fflush(stdout);
+    fflush(stderr);
+    _exit(0);
+}
+
 /* A forked network worker: its own connection (a ZeroMQ context created
  * after the fork), the loop, the report, exit. */
 static _Noreturn void
@@ -355,6 +378,9 @@ s_child_net(jobq_pool_t *pool, unsigned i, int report_fd)
     networker_cfg_t cfg;
     char name[64];
     s_net_cfg(pool, i, pool->handler, name, sizeof name, &cfg);
+    s_cold_t cold = {cfg.counters, report_fd};
+    cfg.on_cold = s_child_cold;
+    cfg.on_cold_arg = &cold;
     worker_end end = networker_run(&cfg);
     worker_report_t r;
     worker_report_fill(&r, cfg.counters, end);
@@ -553,6 +579,14 @@ s_account(jobq_pool_t *pool, unsigned i, pid_t pid, const s_end_t *end)
         s_add_counters(pool, c, rss);
         pool->report.deaths++;
     }
+    if (normal && pool->net && s->report.end == WORKER_END_SENTINEL) {
+        /* The broker sends stop-workers to every connected worker of the
+         * queues, and all of ours serve the same ones: a sentinel to one is a
+         * stop for all, including a recycled replacement that connected just
+         * after it was sent (it would otherwise never get one). */
+        int cur = 0;
+        atomic_compare_exchange_strong(&pool->shared->stop, &cur, 1);
+    }
     if (normal && s->report.end == WORKER_END_RECYCLE && s_stop_level(pool) == 0) {
         LOG_INFO("worker %d recycled after %llu job(s)", (int)pid, (unsigned long long)jobs);
         pool->report.recycled++;
@@ -636,21 +670,48 @@ s_launched(jobq_pool_t *pool)
     pthread_mutex_unlock(&pool->mu);
 }
 
-/* Applies the stop level: 1 cancels pending restarts, 2 also kills children. */
+/* SIGKILLs every running child. */
+static void
+s_kill_all(jobq_pool_t *pool)
+{
+    for (unsigned i = 0; i < pool->n; i++)
+        if (pool->slots[i].state == S_RUNNING)
+            kill(pool->slots[i].pid, SIGKILL);
+}
+
+/* Applies the stop level: 1 cancels pending restarts, 2 also kills children:
+ * at once for a local queue (reclaim hands their items back), after
+ * S_COLD_GRACE_MS for a broker, whose workers first hand their jobs back
+ * (networker_cfg_t.on_cold) and exit by themselves. */
 static void
 s_apply_stop(jobq_pool_t *pool, int *applied)
 {
     int level = s_stop_level(pool);
     if (level <= *applied)
         return;
-    for (unsigned i = 0; i < pool->n; i++) {
-        s_slot_t *s = &pool->slots[i];
-        if (s->state == S_WAITING)
-            s->state = S_DONE;
-        if (level >= 2 && s->state == S_RUNNING)
-            kill(s->pid, SIGKILL);
-    }
+    for (unsigned i = 0; i < pool->n; i++)
+        if (pool->slots[i].state == S_WAITING)
+            pool->slots[i].state = S_DONE;
+    if (level >= 2 && pool->net)
+        pool->cold_kill_ms = jobq_now_ms() + S_COLD_GRACE_MS;
+    else if (level >= 2)
+        s_kill_all(pool);
     *applied = level;
+}
+
+/* A broker pool's cold stop: kills what is left once the grace is over.
+ * Returns the poll timeout until then (-1: none). */
+static int
+s_cold_due(jobq_pool_t *pool)
+{
+    if (!pool->cold_kill_ms)
+        return -1;
+    int64_t left = pool->cold_kill_ms - jobq_now_ms();
+    if (left > 0)
+        return (int)left;
+    s_kill_all(pool);
+    pool->cold_kill_ms = 0;
+    return -1;
 }
 
 /* 1 when the supervisor enforces hard time limits by killing the long-lived
@@ -783,6 +844,9 @@ s_run_procs(jobq_pool_t *pool)
         int kill_in = s_kill_overruns(pool);
         if (kill_in >= 0 && (timeout < 0 || kill_in < timeout))
             timeout = kill_in;
+        int cold_in = s_cold_due(pool);
+        if (cold_in >= 0 && (timeout < 0 || cold_in < timeout))
+            timeout = cold_in;
         s_poll_once(pool, timeout);
     }
 }

@@ -154,8 +154,11 @@ int jobq_pool_start(jobq_pool_t *pool);
 
 /* Asks the pool to stop; async-signal-safe (sets an atomic flag and writes one
  * byte to a pipe). immediate = 0: workers finish their current job and take no
- * other; immediate != 0: forked workers are SIGKILLed at once and their held
- * items handed back. A request never weakens an earlier one. */
+ * other; immediate != 0: forked workers of a local queue are SIGKILLed at once
+ * and their held items handed back; forked broker workers hand their jobs back
+ * (DISCONNECT: prefetched ones at no cost, the running one as a crashed
+ * attempt) and exit, and are SIGKILLed if still there 2 s later. A request
+ * never weakens an earlier one. */
 void jobq_pool_stop(jobq_pool_t *pool, int immediate);
 
 /* Waits up to timeout_ms (negative = forever) for every worker to end

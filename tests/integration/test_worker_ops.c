@@ -98,7 +98,8 @@ s_ledger(jobq_queue_t *q, jobq_pool_t *pool, unsigned workers, unsigned n, char 
         }
         if (outs) {
             size_t len = res.output_len < 31 ? res.output_len : 31;
-            memcpy(outs[i], res.output, len);
+            if (len)
+                memcpy(outs[i], res.output, len);
             outs[i][len] = '\0';
         }
     }
@@ -221,7 +222,8 @@ s_sequence(int fork_per_job, const char *const *payloads, int n, int *status, in
         status[i] = res.status;
         sig[i] = res.signal;
         size_t len = res.output_len < 31 ? res.output_len : 31;
-        memcpy(outs[i], res.output, len);
+        if (len)
+            memcpy(outs[i], res.output, len);
         outs[i][len] = '\0';
     }
     ck_assert_jobq_ok(jobq_queue_put_sentinel(q, 5000));
@@ -431,6 +433,9 @@ START_TEST(test_broker_recycling_hands_prefetched_jobs_back_and_loses_none)
     }
     jobq_result_t extra;
     ck_assert_jobq_err(jobq_producer_next_result(p, &extra, 300), JOBQ_ETIMEDOUT);
+    /* A sentinel reaches the workers connected when it is sent (a child ends
+     * the whole pool, worker/pool.c): wait until a swap is not in flight. */
+    ck_assert_int_eq(ns_wait_stat(broker.url, "worker", 2, 10000), 0);
     ck_assert_jobq_ok(jobq_producer_stop_workers(p, NULL, 0));
     jobq_pool_report_t rep;
     ck_assert_jobq_ok(jobq_pool_wait(pool, 20000, &rep));
@@ -439,6 +444,67 @@ START_TEST(test_broker_recycling_hands_prefetched_jobs_back_and_loses_none)
     ck_assert_uint_eq(rep.deaths, 0);
     ck_assert_int_eq(ns_stat(broker.url, "expired"), 0); /* handed back, not timed out */
     jobq_pool_destroy(&pool);
+    jobq_producer_destroy(&p);
+    wc_broker_stop(&broker, 5000);
+}
+END_TEST
+
+/* Waits for the result of job id. */
+static void
+s_wait_result(jobq_producer_t *p, const jobq_id_t *id, jobq_result_t *res, int64_t timeout_ms)
+{
+    ck_assert_jobq_ok(jobq_producer_wait(p, id, res, timeout_ms));
+}
+
+START_TEST(test_broker_cold_stop_hands_jobs_back_without_waiting_for_heartbeats)
+{
+    static const char *args[] = {"--backoff-base", "0", NULL};
+    wc_broker_t broker;
+    jobq_producer_t *p = NULL;
+    ck_assert_int_eq(wc_broker_start(&broker, args), 0);
+    ck_assert_jobq_ok(jobq_producer_open(broker.url, NULL, &p));
+    static const char *queues[] = {"cold"};
+    jobq_pool_opts_t o;
+    jobq_pool_opts_init(&o);
+    o.url = broker.url;
+    o.workers = 1;
+    o.builtin = "sleep";
+    o.prefetch = 3;
+    o.heartbeat_ms = 3000; /* a dead worker would be found after ~9 s */
+    o.queues = queues;
+    o.nqueues = 1;
+    jobq_pool_t *a = s_start(&o);
+    jobq_job_t jobs[3];
+    ns_job(&jobs[0], "cold", "20000", 60000, 3);
+    ns_job(&jobs[1], "cold", "10", 60000, 3);
+    ns_job(&jobs[2], "cold", "10", 60000, 3);
+    ck_assert_jobq_ok(jobq_producer_submit_batch(p, jobs, 3, NULL, 10000));
+    ck_assert_int_eq(ns_wait_stat(broker.url, "reserved", 3, 10000), 0); /* all three at A */
+    usleep(200 * 1000);
+    int64_t t0 = s_now_ms();
+    jobq_pool_stop(a, 1);
+    jobq_pool_report_t rep;
+    ck_assert_jobq_ok(jobq_pool_wait(a, 10000, &rep));
+    ck_assert_int_lt(s_now_ms() - t0, 4000); /* not the running 20 s job */
+    ck_assert_uint_eq(rep.reports, 1);       /* it exited by itself, with its report */
+    ck_assert_uint_eq(rep.deaths, 0);
+    jobq_pool_destroy(&a);
+    /* B takes the two prefetched jobs at once: DISCONNECT gave them back. */
+    o.builtin = "echo";
+    o.heartbeat_ms = 1000;
+    jobq_pool_t *b = s_start(&o);
+    jobq_result_t res;
+    for (int i = 1; i < 3; i++) {
+        s_wait_result(p, &jobs[i].id, &res, 10000);
+        ck_assert_int_eq(res.status, JOBQ_STATUS_DONE);
+    }
+    ck_assert_int_lt(s_now_ms() - t0, 6000);    /* well before A's heartbeats could expire */
+    s_wait_result(p, &jobs[0].id, &res, 20000); /* the interrupted one, as a new attempt */
+    ck_assert_int_eq(res.status, JOBQ_STATUS_DONE);
+    ck_assert_uint_ge(res.attempt, 2);
+    ck_assert_jobq_ok(jobq_producer_stop_workers(p, NULL, 0));
+    ck_assert_jobq_ok(jobq_pool_wait(b, 20000, NULL));
+    jobq_pool_destroy(&b);
     jobq_producer_destroy(&p);
     wc_broker_stop(&broker, 5000);
 }
@@ -458,6 +524,7 @@ s_suite(void)
     tcase_add_test(tc, test_c_handler_ignoring_the_soft_flag_is_killed_at_the_hard_limit);
     tcase_add_test(tc, test_long_lived_child_past_the_hard_limit_is_killed_and_replaced);
     tcase_add_test(tc, test_broker_recycling_hands_prefetched_jobs_back_and_loses_none);
+    tcase_add_test(tc, test_broker_cold_stop_hands_jobs_back_without_waiting_for_heartbeats);
     suite_add_tcase(s, tc);
     return s;
 }
