@@ -93,7 +93,10 @@ void handler_set_limits(handler_t *h, const handler_limits_t *lim);
 /* Runs one attempt of job through h, with a time limit (0 = none) after which
  * an --exec child's process group gets SIGTERM then, after a short grace
  * (half the limit, 10 ms to 1 s), SIGKILL (status TIMEDOUT); the sleep
- * built-in honours it too. queue names the queue for JOBQ_QUEUE (NULL: the
+ * built-in honours it too. With h's soft limit set (handler_set_limits), the
+ * command gets SIGTERM at the soft limit and SIGKILL at the hard one, and a C
+ * handler sees jobq_job_soft_expired(); with fork_per_job a C or built-in call
+ * runs through isolate_run. queue names the queue for JOBQ_QUEUE (NULL: the
  * job's own queue). out is reset and filled; res is filled (id and attempt
  * from job; status, exit_code, signal, duration_us on the monotonic clock;
  * output and error slices pointing into out, valid until out is reset).
