@@ -10,7 +10,8 @@
  * results are taken, then sentinels. Wall time and CPU time (this process
  * and its reaped children, user + sys) per job; a table, then one JSON
  * object per mode (workload, system, n, seconds, rate, per_job_us,
- * cpu_us_per_job).
+ * cpu_us_per_job). The first row is the machine's floor for a process per
+ * job: a bare fork + _exit + waitpid from this process, no queue.
  */
 #include "jobq/errors.h"
 #include "jobq/pool.h"
@@ -20,7 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 typedef struct s_mode {
     const char *name;
@@ -102,6 +105,22 @@ s_run(const s_mode_t *m, long n, unsigned workers, double *wall, double *cpu)
     return got == n ? 0 : -1;
 }
 
+/* The floor: n bare fork + _exit + waitpid. */
+static void
+s_bare_fork(long n, double *wall, double *cpu)
+{
+    double t0 = s_now(), c0 = s_cpu();
+    for (long i = 0; i < n; i++) {
+        pid_t pid = fork();
+        if (pid == 0)
+            _exit(0);
+        if (pid > 0)
+            waitpid(pid, NULL, 0);
+    }
+    *wall = s_now() - t0;
+    *cpu = s_cpu() - c0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -112,23 +131,27 @@ main(int argc, char **argv)
         return 2;
     }
     static const s_mode_t modes[] = {
+        {"bare fork+_exit+waitpid (floor)", NULL, NULL, 0, 0},
         {"long-lived child, builtin echo", "echo", NULL, 0, 0},
         {"long-lived, recycled every 100 jobs", "echo", NULL, 0, 100},
         {"fork-per-job, builtin echo", "echo", NULL, 1, 0},
         {"exec true (a shell per job)", NULL, "true", 0, 0},
     };
-    double wall[4], cpu[4];
+    enum { NMODES = sizeof modes / sizeof modes[0] };
+    double wall[NMODES], cpu[NMODES];
     printf("per-job cost of each worker mode: %ld jobs, %u worker(s)\n", n, workers);
     printf("%-38s %10s %12s %14s\n", "mode", "jobs/s", "us/job", "CPU us/job");
-    for (int i = 0; i < 4; i++) {
-        if (s_run(&modes[i], n, workers, &wall[i], &cpu[i]) != 0) {
+    for (int i = 0; i < NMODES; i++) {
+        if (i == 0)
+            s_bare_fork(n, &wall[i], &cpu[i]);
+        else if (s_run(&modes[i], n, workers, &wall[i], &cpu[i]) != 0) {
             fprintf(stderr, "bench_ops: %s failed\n", modes[i].name);
             return 1;
         }
         printf("%-38s %10.0f %12.1f %14.1f\n", modes[i].name, (double)n / wall[i],
                1e6 * wall[i] / (double)n, 1e6 * cpu[i] / (double)n);
     }
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < NMODES; i++)
         printf("{\"workload\":\"ops\",\"system\":\"%s\",\"n\":%ld,\"seconds\":%.3f,\"rate\":%.1f,"
                "\"per_job_us\":%.2f,\"cpu_us_per_job\":%.2f}\n",
                modes[i].name, n, wall[i], (double)n / wall[i], 1e6 * wall[i] / (double)n,
