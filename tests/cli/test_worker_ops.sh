@@ -16,6 +16,9 @@ cleanup() {
     for s in warm cold tmo quiet; do
         "$JOBQ" stop-workers -u "shm://$NAME-$s" --unlink >/dev/null 2>&1
     done
+    for u in shm://$NAME-rshm mq://$NAME-rmq; do
+        "$JOBQ" stop-workers -u "$u" --unlink >/dev/null 2>&1
+    done
     rm -rf "$T"
 }
 trap cleanup EXIT
@@ -49,6 +52,19 @@ expect recycle 0 ' 0 deaths, 0 restarts; [0-9]+ recycled'
 [ "$(sort -n <<<"$out")" = "$(seq 1 400)" ] && ok || bad "recycle: lost or doubled inputs"
 n=$(grep -Eo '[0-9]+ recycled' <<<"$err" | grep -Eo '^[0-9]+')
 [ "${n:-0}" -ge 40 ] && ok || bad "recycle: only ${n:-0} children recycled" "$err"
+
+# The same through `jobq worker` on shm:// and mq://, with jobq submit --wait.
+for u in shm://$NAME-rshm mq://$NAME-rmq; do
+    "$JOBQ" worker -u "$u" --procs 2 --builtin echo --max-jobs-per-child 7 >"$T/rw.out" 2>"$T/rw.err" &
+    w=$!; PIDS+=("$w")
+    run "recycle-$u" -- bash -c "seq 1 300 | '$JOBQ' submit -u '$u' --lines --wait --timeout 40"
+    expect "recycle-$u" 0
+    [ "$(sort -n <<<"$out")" = "$(seq 1 300)" ] && ok || bad "recycle-$u: lost or doubled results"
+    "$JOBQ" stop-workers -u "$u" -n 2 >/dev/null 2>&1
+    wait_gone "$w" 20
+    [ "$wrc" -eq 0 ] && grep -Eq '300 jobs: 300 done.* 0 deaths, 0 restarts; [0-9]+ recycled' "$T/rw.out" &&
+        ok || bad "recycle-$u: worker report (exit $wrc)" "$(cat "$T/rw.out" "$T/rw.err")"
+done
 
 # -- rlimits of --exec ---------------------------------------------------------
 run cpu -- "$JOBQ" run --procs 1 --json --limit-cpu 1 --exec 'while :; do :; done' x
