@@ -114,6 +114,20 @@ int handler_run_here(handler_t *h, const jobq_job_t *job, const char *queue, uin
  * limit when it is set and below the hard one, else 0. */
 uint32_t handler_soft_ms(const handler_t *h, uint32_t hard_ms);
 
+/* Runs h's command (cmd, limits lim, effective soft limit soft_ms) for job:
+ * the --exec kind of handler_run_here, in worker/exec.c. Same contract. */
+int exec_run(const char *cmd, const handler_limits_t *lim, uint32_t soft_ms, const jobq_job_t *job,
+             const char *queue, uint32_t time_limit_ms, jobq_output_t *out, jobq_result_t *res);
+
+/* Appends as much of data as out still holds, byte-exact up to its limit.
+ * Returns 0 if all of data went in, -1 if some was dropped (out is then
+ * marked truncated). */
+int handler_append_bounded(jobq_output_t *out, const void *data, size_t len);
+
+/* Sets res FAILED with exit_code and the error text (printf-style) in out. */
+__attribute__((format(printf, 4, 5))) void handler_fail(jobq_output_t *out, jobq_result_t *res,
+                                                        int exit_code, const char *fmt, ...);
+
 /* Runs a C or built-in attempt in a fresh child of the calling process
  * (worker/isolate.c): the child calls handler_run_here and sends the result
  * back through a pipe; a child that dies is reported CRASHED with its signal,

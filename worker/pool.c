@@ -2,6 +2,13 @@
  * worker/pool.c: the pool of workers (include/jobq/pool.h): N forked children
  * or N threads running worker_run (a local queue) or networker_run (a broker),
  * and the supervisor thread that starts, reaps, restarts and counts them.
+ * The child's side (from fork to _exit) and the thread pools are in
+ * worker/pool_child.c; the types both use in worker/pool_int.h.
+ *
+ * Worker operations on the supervisor's side (docs/WORKERS.md): a child that
+ * ends "recycled" is replaced at once without backoff; a long-lived child past
+ * the hard deadline it published is SIGKILLed (s_kill_overruns); a cold stop
+ * of a broker pool lets the children hand their jobs back first (s_cold_due).
  *
  * Every fork happens on the supervisor thread, which lives until the last
  * child is reaped: PR_SET_PDEATHSIG fires when the thread that forked a child
@@ -40,6 +47,7 @@
 #include "worker/handler.h"
 #include "worker/networker.h"
 #include "worker/worker.h"
+#include "worker/pool_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -56,67 +64,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#define S_POLL_MS 100          /* default: how often an idle worker checks for a stop */
 #define S_RESTART_MIN_MS 100   /* default first restart delay */
 #define S_RESTART_MAX_MS 30000 /* default largest restart delay */
 #define S_RESET_AFTER_MS 10000 /* a child that lived this long was not in a crash loop */
 #define S_SWEEP_MS 200         /* waitpid sweep period when pidfd_open is unavailable */
-#define S_EXIT_ORPHAN 70       /* child exit: the supervisor was gone before prctl */
-#define S_EXIT_OPEN 71         /* child exit: the queue could not be opened */
-#define S_EXIT_ERROR 72        /* child exit: the queue kept failing */
 #define S_HARD_GRACE_MS 1000   /* a long-lived child past its hard limit this long is killed */
 #define S_DEADLINE_POLL_MS 250 /* how often the supervisor looks for new hard deadlines */
 #define S_COLD_GRACE_MS 2000   /* cold stop: a broker worker's time to hand its jobs back */
-
-typedef enum s_slot_state { S_IDLE = 0, S_RUNNING, S_WAITING, S_DONE } s_slot_state;
-
-typedef struct s_slot {
-    s_slot_state state;
-    pid_t pid;     /* guarded by pool->mu for jobq_pool_pids */
-    int pidfd;     /* readable when the child ends; -1 if unavailable */
-    int report_fd; /* read end of the child's report pipe; -1 once closed */
-    worker_report_t report;
-    size_t report_got;  /* bytes of report received */
-    int64_t started_ms; /* CLOCK_MONOTONIC */
-    int64_t restart_at_ms;
-    uint32_t delay_ms; /* the next restart delay */
-    int recycled;      /* WAITING after a recycling end: respawn now, not a restart */
-} s_slot_t;
-
-/* The page shared with the forked children (MAP_SHARED | MAP_ANONYMOUS). */
-typedef struct s_shared {
-    atomic_int stop;              /* invariant 3 */
-    worker_counters_t counters[]; /* one per slot (or per thread) */
-} s_shared_t;
-
-struct jobq_pool {
-    jobq_pool_opts_t opts; /* its strings point at the copies below */
-    char *url, *exec, *builtin, *label;
-    int net;        /* url names a broker: workers run networker_run */
-    char *endpoint; /* broker: the ZeroMQ endpoint of url */
-    char **queues;  /* broker: the queues served (copies) */
-    uint32_t nqueues;
-    jobq_queue_t *q; /* local: the supervisor's handle (reclaim; threads share it) */
-    int own_q;
-    handler_t *handler; /* validated at new; forked children use their copy */
-    unsigned n;
-    int wake[2]; /* self-pipe: jobq_pool_stop writes one byte */
-    s_shared_t *shared;
-    size_t shared_len;
-    s_slot_t *slots;
-    pid_t self_pid;
-    sigset_t caller_mask; /* restored in workers */
-    pthread_t thread;
-    int started;
-    int joined;
-    int64_t start_us;
-    pthread_mutex_t mu; /* guards launched, finished, report, slot pids */
-    pthread_cond_t cv;
-    int launched;
-    int finished;
-    jobq_pool_report_t report;
-    int64_t cold_kill_ms; /* supervisor: when a cold stop SIGKILLs what is left; 0 = none */
-};
 
 /* ---- options, creation ---------------------------------------------------- */
 
@@ -125,39 +79,6 @@ jobq_pool_opts_init(jobq_pool_opts_t *opts)
 {
     memset(opts, 0, sizeof *opts);
     opts->mode = JOBQ_POOL_PROCS;
-}
-
-static handler_t *
-s_handler_new(const jobq_pool_t *pool)
-{
-    handler_t *h;
-    if (pool->builtin)
-        h = handler_new_builtin(pool->builtin);
-    else if (pool->exec)
-        h = handler_new_exec(pool->exec);
-    else
-        h = handler_new_callback(pool->opts.fn, pool->opts.fn_arg);
-    const jobq_pool_opts_t *o = &pool->opts;
-    handler_limits_t lim = {.soft_ms = o->soft_time_limit_ms,
-                            .mem_mb = o->limit_mem_mb,
-                            .cpu_s = o->limit_cpu_s,
-                            .files = o->limit_files,
-                            .fork_per_job = o->fork_per_job};
-    if (h)
-        handler_set_limits(h, &lim);
-    return h;
-}
-
-/* When a forked child ends to be replaced (threads are never recycled). */
-static worker_recycle_t
-s_recycle(const jobq_pool_t *pool)
-{
-    worker_recycle_t r = {0, 0};
-    if (pool->opts.mode == JOBQ_POOL_PROCS) {
-        r.max_jobs = pool->opts.max_jobs_per_child;
-        r.max_rss_kb = (uint64_t)pool->opts.max_memory_per_child_mb * 1024;
-    }
-    return r;
 }
 
 static int
@@ -195,7 +116,7 @@ s_alloc_signal_parts(jobq_pool_t *pool)
 {
     if (pipe2(pool->wake, O_CLOEXEC | O_NONBLOCK) != 0)
         return JOBQ_ESYS;
-    pool->shared_len = sizeof(s_shared_t) + pool->n * sizeof(worker_counters_t);
+    pool->shared_len = sizeof(pool_shared_t) + pool->n * sizeof(worker_counters_t);
     void *p =
         mmap(NULL, pool->shared_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
@@ -277,7 +198,7 @@ jobq_pool_new(const jobq_pool_opts_t *opts, jobq_pool_t **out)
     pthread_cond_init(&pool->cv, &ca);
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&pool->mu, NULL);
-    pool->handler = s_handler_new(pool);
+    pool->handler = pool_handler_new(pool);
     rc = pool->handler ? s_alloc_signal_parts(pool) : JOBQ_EINVAL;
     if (rc != JOBQ_OK) {
         s_free(pool);
@@ -310,141 +231,12 @@ s_stop_level(const jobq_pool_t *pool)
     return atomic_load(&pool->shared->stop);
 }
 
-/* ---- the forked worker ---------------------------------------------------- */
-
-/* Closes, in a new child, the supervisor's descriptors it inherited. */
-static void
-s_child_close_inherited(jobq_pool_t *pool)
-{
-    close(pool->wake[0]);
-    close(pool->wake[1]);
-    for (unsigned j = 0; j < pool->n; j++) {
-        if (pool->slots[j].state != S_RUNNING)
-            continue;
-        if (pool->slots[j].pidfd >= 0)
-            close(pool->slots[j].pidfd);
-        if (pool->slots[j].report_fd >= 0)
-            close(pool->slots[j].report_fd);
-    }
-}
-
-/* The configuration of network worker i (slot or thread index). */
-static void
-s_net_cfg(jobq_pool_t *pool, unsigned i, handler_t *h, char *name, size_t len, networker_cfg_t *cfg)
-{
-    snprintf(name, len, "worker-%d-%u", (int)getpid(), i);
-    *cfg = (networker_cfg_t){
-        .endpoint = pool->endpoint,
-        .queues = (const char *const *)pool->queues,
-        .nqueues = pool->nqueues,
-        .prefetch = pool->opts.prefetch,
-        .hb_ms = pool->opts.heartbeat_ms,
-        .name = name,
-        .handler = h,
-        .time_limit_ms = pool->opts.time_limit_ms,
-        .poll_ms = pool->opts.poll_ms ? pool->opts.poll_ms : S_POLL_MS,
-        .stop = &pool->shared->stop,
-        .counters = &pool->shared->counters[i],
-        .recycle = s_recycle(pool),
-    };
-}
-
-/* What a forked network worker's cold stop needs (s_child_cold). */
-typedef struct s_cold {
-    const worker_counters_t *counters;
-    int report_fd;
-} s_cold_t;
-
-/* The cold stop of a forked network worker, once it handed its jobs back:
- * the final report, then _exit without joining the running handler. */
-static _Noreturn void
-s_child_cold(void *arg)
-{
-    const s_cold_t *c = arg;
-    worker_report_t r;
-    worker_report_fill(&r, c->counters, WORKER_END_STOPPED);
-    ssize_t w = write(c->report_fd, &r, sizeof r);
-    (void)w;
-    fflush(stdout);
-    fflush(stderr);
-    _exit(0);
-}
-
-/* A forked network worker: its own connection (a ZeroMQ context created
- * after the fork), the loop, the report, exit. */
-static _Noreturn void
-s_child_net(jobq_pool_t *pool, unsigned i, int report_fd)
-{
-    networker_cfg_t cfg;
-    char name[64];
-    s_net_cfg(pool, i, pool->handler, name, sizeof name, &cfg);
-    s_cold_t cold = {cfg.counters, report_fd};
-    cfg.on_cold = s_child_cold;
-    cfg.on_cold_arg = &cold;
-    worker_end end = networker_run(&cfg);
-    worker_report_t r;
-    worker_report_fill(&r, cfg.counters, end);
-    ssize_t w = write(report_fd, &r, sizeof r);
-    (void)w;
-    fflush(stdout);
-    fflush(stderr);
-    _exit(end == WORKER_END_ERROR ? S_EXIT_ERROR : 0);
-}
-
-static _Noreturn void
-s_child_main(jobq_pool_t *pool, unsigned i, int report_fd)
-{
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != pool->self_pid)
-        _exit(S_EXIT_ORPHAN); /* the supervisor died before prctl took effect */
-    setpgid(0, 0);            /* a terminal's Ctrl-C is the supervisor's to handle */
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    sigaction(SIGINT, &dfl, NULL); /* the binary's handlers are the supervisor's */
-    sigaction(SIGTERM, &dfl, NULL);
-    pthread_sigmask(SIG_SETMASK, &pool->caller_mask, NULL);
-    s_child_close_inherited(pool);
-
-    if (pool->net)
-        s_child_net(pool, i, report_fd);
-    jobq_queue_t *q = pool->q;
-    if (pool->url) {
-        int rc = jobq_queue_open(pool->url, NULL, &q);
-        if (rc != JOBQ_OK) {
-            LOG_ERR("worker %d: cannot open %s: %s", (int)getpid(), pool->url, jobq_strerror(rc));
-            _exit(S_EXIT_OPEN);
-        }
-    }
-    worker_cfg_t cfg = {
-        .q = q,
-        .handler = pool->handler,
-        .queue_label = pool->label,
-        .time_limit_ms = pool->opts.time_limit_ms,
-        .poll_ms = pool->opts.poll_ms ? pool->opts.poll_ms : S_POLL_MS,
-        .result_timeout_ms = pool->opts.result_timeout_ms,
-        .stop = &pool->shared->stop,
-        .counters = &pool->shared->counters[i],
-        .recycle = s_recycle(pool),
-    };
-    worker_end end = worker_run(&cfg);
-    worker_report_t r;
-    worker_report_fill(&r, cfg.counters, end);
-    ssize_t w = write(report_fd, &r, sizeof r);
-    (void)w; /* a missing report makes the supervisor count from the shared page */
-    if (pool->url)
-        jobq_queue_destroy(&q);
-    fflush(stdout); /* what a callback printed; _exit skips the parent's atexit work */
-    fflush(stderr);
-    _exit(end == WORKER_END_ERROR ? S_EXIT_ERROR : 0);
-}
-
 /* ---- the supervisor: slots ------------------------------------------------ */
 
 static int
 s_spawn(jobq_pool_t *pool, unsigned i)
 {
-    s_slot_t *s = &pool->slots[i];
+    pool_slot_t *s = &pool->slots[i];
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0)
         return -1;
@@ -459,7 +251,7 @@ s_spawn(jobq_pool_t *pool, unsigned i)
     }
     if (pid == 0) {
         close(fds[0]);
-        s_child_main(pool, i, fds[1]);
+        pool_child_main(pool, i, fds[1]);
     }
     close(fds[1]);
     fcntl(fds[0], F_SETFL, O_NONBLOCK);
@@ -469,7 +261,7 @@ s_spawn(jobq_pool_t *pool, unsigned i)
     if (s->pidfd >= 0)
         fcntl(s->pidfd, F_SETFD, FD_CLOEXEC);
     s->started_ms = jobq_now_ms();
-    s->state = S_RUNNING;
+    s->state = POOL_RUNNING;
     pthread_mutex_lock(&pool->mu);
     s->pid = pid;
     pthread_mutex_unlock(&pool->mu);
@@ -482,7 +274,7 @@ s_spawn(jobq_pool_t *pool, unsigned i)
 static void
 s_schedule_restart(jobq_pool_t *pool, unsigned i, uint64_t jobs)
 {
-    s_slot_t *s = &pool->slots[i];
+    pool_slot_t *s = &pool->slots[i];
     uint32_t min = pool->opts.restart_min_ms ? pool->opts.restart_min_ms : S_RESTART_MIN_MS;
     uint32_t max = pool->opts.restart_max_ms ? pool->opts.restart_max_ms : S_RESTART_MAX_MS;
     int64_t now = jobq_now_ms();
@@ -490,12 +282,12 @@ s_schedule_restart(jobq_pool_t *pool, unsigned i, uint64_t jobs)
         s->delay_ms = min;
     s->restart_at_ms = now + s->delay_ms;
     s->delay_ms = s->delay_ms >= max / 2 ? max : s->delay_ms * 2;
-    s->state = S_WAITING;
+    s->state = POOL_WAITING;
 }
 
 /* Reads what the child wrote on its report pipe; closes it at EOF. */
 static void
-s_read_report(s_slot_t *s)
+s_read_report(pool_slot_t *s)
 {
     char excess[64];
     while (s->report_fd >= 0) {
@@ -534,8 +326,8 @@ s_add_counts(jobq_pool_t *pool, uint64_t done, uint64_t failed, uint64_t crashed
         r->max_rss_kb = rss_kb;
 }
 
-static void
-s_add_counters(jobq_pool_t *pool, const worker_counters_t *c, uint64_t rss_kb)
+void
+pool_add_counters(jobq_pool_t *pool, const worker_counters_t *c, uint64_t rss_kb)
 {
     s_add_counts(pool, atomic_load(&c->done), atomic_load(&c->failed), atomic_load(&c->crashed),
                  atomic_load(&c->busy_us), atomic_load(&c->dropped), atomic_load(&c->stale),
@@ -556,7 +348,7 @@ typedef struct s_end {
 static void
 s_account(jobq_pool_t *pool, unsigned i, pid_t pid, const s_end_t *end)
 {
-    s_slot_t *s = &pool->slots[i];
+    pool_slot_t *s = &pool->slots[i];
     int reported = s->report_got == sizeof s->report && s->report.magic == WORKER_REPORT_MAGIC &&
                    s->report.pid == pid;
     int normal = reported && end->known && !end->sig && end->code == 0;
@@ -576,7 +368,7 @@ s_account(jobq_pool_t *pool, unsigned i, pid_t pid, const s_end_t *end)
                      rep->stale, rep->max_rss_kb > rss ? rep->max_rss_kb : rss);
         pool->report.reports++;
     } else {
-        s_add_counters(pool, c, rss);
+        pool_add_counters(pool, c, rss);
         pool->report.deaths++;
     }
     if (normal && pool->net && s->report.end == WORKER_END_SENTINEL) {
@@ -592,11 +384,11 @@ s_account(jobq_pool_t *pool, unsigned i, pid_t pid, const s_end_t *end)
         pool->report.recycled++;
         s->recycled = 1; /* s_restart_due starts the next one now, without backoff */
         s->restart_at_ms = jobq_now_ms();
-        s->state = S_WAITING;
+        s->state = POOL_WAITING;
         return;
     }
     if (normal) {
-        s->state = S_DONE;
+        s->state = POOL_DONE;
         return;
     }
     /* The attempt it held crashed, whoever handed the item back (another
@@ -608,7 +400,7 @@ s_account(jobq_pool_t *pool, unsigned i, pid_t pid, const s_end_t *end)
     if (s_stop_level(pool) == 0)
         s_schedule_restart(pool, i, jobs);
     else
-        s->state = S_DONE;
+        s->state = POOL_DONE;
 }
 
 /* If slot i's child has ended (nohang), or once it ends, accounts for it and
@@ -617,7 +409,7 @@ s_account(jobq_pool_t *pool, unsigned i, pid_t pid, const s_end_t *end)
 static void
 s_reap(jobq_pool_t *pool, unsigned i, int nohang)
 {
-    s_slot_t *s = &pool->slots[i];
+    pool_slot_t *s = &pool->slots[i];
     pid_t pid = s->pid;
     siginfo_t si;
     int r;
@@ -656,13 +448,13 @@ static int
 s_any_live(const jobq_pool_t *pool)
 {
     for (unsigned i = 0; i < pool->n; i++)
-        if (pool->slots[i].state == S_RUNNING || pool->slots[i].state == S_WAITING)
+        if (pool->slots[i].state == POOL_RUNNING || pool->slots[i].state == POOL_WAITING)
             return 1;
     return 0;
 }
 
-static void
-s_launched(jobq_pool_t *pool)
+void
+pool_launched(jobq_pool_t *pool)
 {
     pthread_mutex_lock(&pool->mu);
     pool->launched = 1;
@@ -675,7 +467,7 @@ static void
 s_kill_all(jobq_pool_t *pool)
 {
     for (unsigned i = 0; i < pool->n; i++)
-        if (pool->slots[i].state == S_RUNNING)
+        if (pool->slots[i].state == POOL_RUNNING)
             kill(pool->slots[i].pid, SIGKILL);
 }
 
@@ -690,8 +482,8 @@ s_apply_stop(jobq_pool_t *pool, int *applied)
     if (level <= *applied)
         return;
     for (unsigned i = 0; i < pool->n; i++)
-        if (pool->slots[i].state == S_WAITING)
-            pool->slots[i].state = S_DONE;
+        if (pool->slots[i].state == POOL_WAITING)
+            pool->slots[i].state = POOL_DONE;
     if (level >= 2 && pool->net)
         pool->cold_kill_ms = jobq_now_ms() + S_COLD_GRACE_MS;
     else if (level >= 2)
@@ -736,9 +528,9 @@ s_kill_overruns(jobq_pool_t *pool)
     int64_t now = jobq_now_ms();
     int timeout = -1;
     for (unsigned i = 0; i < pool->n; i++) {
-        s_slot_t *s = &pool->slots[i];
+        pool_slot_t *s = &pool->slots[i];
         int64_t d = atomic_load(&pool->shared->counters[i].hard_deadline_ms);
-        if (s->state != S_RUNNING || d == 0)
+        if (s->state != POOL_RUNNING || d == 0)
             continue;
         d += S_HARD_GRACE_MS;
         if (now >= d) {
@@ -762,8 +554,8 @@ s_restart_due(jobq_pool_t *pool)
     int64_t now = jobq_now_ms();
     int timeout = -1;
     for (unsigned i = 0; i < pool->n; i++) {
-        s_slot_t *s = &pool->slots[i];
-        if (s->state != S_WAITING)
+        pool_slot_t *s = &pool->slots[i];
+        if (s->state != POOL_WAITING)
             continue;
         if (s->restart_at_ms <= now) {
             int recycled = s->recycled;
@@ -791,8 +583,8 @@ s_poll_once(jobq_pool_t *pool, int timeout)
     fds[nfds++] = (struct pollfd){.fd = pool->wake[0], .events = POLLIN};
     int sweep = 0;
     for (unsigned i = 0; i < pool->n; i++) {
-        s_slot_t *s = &pool->slots[i];
-        if (s->state != S_RUNNING)
+        pool_slot_t *s = &pool->slots[i];
+        if (s->state != POOL_RUNNING)
             continue;
         if (s->pidfd >= 0) {
             owner[nfds] = i;
@@ -815,8 +607,8 @@ s_poll_once(jobq_pool_t *pool, int timeout)
             ;
     }
     for (nfds_t k = 1; k < nfds; k++) {
-        s_slot_t *s = &pool->slots[owner[k]];
-        if (!fds[k].revents || s->state != S_RUNNING)
+        pool_slot_t *s = &pool->slots[owner[k]];
+        if (!fds[k].revents || s->state != POOL_RUNNING)
             continue;
         if (fds[k].fd == s->report_fd)
             s_read_report(s);
@@ -824,7 +616,7 @@ s_poll_once(jobq_pool_t *pool, int timeout)
             s_reap(pool, owner[k], 0);
     }
     for (unsigned i = 0; sweep && i < pool->n; i++)
-        if (pool->slots[i].state == S_RUNNING && pool->slots[i].pidfd < 0)
+        if (pool->slots[i].state == POOL_RUNNING && pool->slots[i].pidfd < 0)
             s_reap(pool, i, 1);
 }
 
@@ -834,7 +626,7 @@ s_run_procs(jobq_pool_t *pool)
     for (unsigned i = 0; i < pool->n; i++)
         if (s_spawn(pool, i) != 0)
             s_schedule_restart(pool, i, 0);
-    s_launched(pool);
+    pool_launched(pool);
     int applied = 0;
     while (s_any_live(pool)) {
         s_apply_stop(pool, &applied);
@@ -851,76 +643,12 @@ s_run_procs(jobq_pool_t *pool)
     }
 }
 
-typedef struct s_thread_arg {
-    jobq_pool_t *pool;
-    unsigned i;
-    handler_t *handler;
-} s_thread_arg_t;
-
-static void *
-s_thread_main(void *arg)
-{
-    s_thread_arg_t *a = arg;
-    jobq_pool_t *pool = a->pool;
-    if (pool->net) {
-        networker_cfg_t ncfg;
-        char name[64];
-        s_net_cfg(pool, a->i, a->handler, name, sizeof name, &ncfg);
-        networker_run(&ncfg);
-        return NULL;
-    }
-    worker_cfg_t cfg = {
-        .q = pool->q,
-        .handler = a->handler,
-        .queue_label = pool->label,
-        .time_limit_ms = pool->opts.time_limit_ms,
-        .poll_ms = pool->opts.poll_ms ? pool->opts.poll_ms : S_POLL_MS,
-        .result_timeout_ms = pool->opts.result_timeout_ms,
-        .stop = &pool->shared->stop,
-        .counters = &pool->shared->counters[a->i],
-    };
-    worker_run(&cfg);
-    return NULL;
-}
-
-static void
-s_run_threads(jobq_pool_t *pool)
-{
-    pthread_t *th = jobq_calloc(pool->n, sizeof *th);
-    s_thread_arg_t *args = jobq_calloc(pool->n, sizeof *args);
-    unsigned started = 0;
-    sigset_t all;
-    pthread_sigmask(SIG_SETMASK, &pool->caller_mask, &all); /* workers get the caller's mask */
-    for (unsigned i = 0; i < pool->n; i++) {
-        args[i] = (s_thread_arg_t){pool, i, s_handler_new(pool)};
-        if (pthread_create(&th[started], NULL, s_thread_main, &args[i]) != 0) {
-            LOG_WARN("pthread_create failed: %u of %u worker threads", started, pool->n);
-            handler_destroy(&args[i].handler);
-            break;
-        }
-        started++;
-    }
-    pthread_sigmask(SIG_SETMASK, &all, NULL);
-    s_launched(pool);
-    for (unsigned i = 0; i < started; i++) {
-        pthread_join(th[i], NULL);
-        handler_destroy(&args[i].handler);
-        s_add_counters(pool, &pool->shared->counters[i], 0);
-        pool->report.reports++;
-    }
-    struct rusage ru;
-    if (getrusage(RUSAGE_SELF, &ru) == 0)
-        pool->report.max_rss_kb = (uint64_t)ru.ru_maxrss;
-    jobq_free(th);
-    jobq_free(args);
-}
-
 static void *
 s_supervise(void *arg)
 {
     jobq_pool_t *pool = arg;
     if (pool->opts.mode == JOBQ_POOL_THREADS)
-        s_run_threads(pool);
+        pool_run_threads(pool);
     else
         s_run_procs(pool);
     pthread_mutex_lock(&pool->mu);

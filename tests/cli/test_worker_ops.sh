@@ -223,7 +223,13 @@ w=$!; PIDS+=("$w")
 run quiet-before -- "$JOBQ" submit -u "$url" --wait --timeout 20 before
 [ "$out" = before ] && ok || bad "quiet: served before" "$out"
 kill -USR1 "$w"
-sleep 0.8
+# The workers end (the process has no children left) but the process stays.
+for ((i = 0; i < 200; i++)); do
+    [ -z "$(cat /proc/"$w"/task/*/children 2>/dev/null | tr -d ' ')" ] && break
+    sleep 0.05
+done
+[ "$i" -lt 200 ] && ok || bad "quiet: the workers did not end"
+sleep 0.3
 kill -0 "$w" 2>/dev/null && ok || bad "quiet: the process ended"
 run quiet-after -- "$JOBQ" submit -u "$url" --wait --timeout 1 after
 expect quiet-after 1 'timed out'
