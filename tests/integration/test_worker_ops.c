@@ -510,6 +510,49 @@ START_TEST(test_broker_cold_stop_hands_jobs_back_without_waiting_for_heartbeats)
 }
 END_TEST
 
+START_TEST(test_broker_worker_fork_per_job_survives_a_crashing_job)
+{
+    wc_broker_t broker;
+    jobq_producer_t *p = NULL;
+    ck_assert_int_eq(wc_broker_start(&broker, NULL), 0);
+    ck_assert_jobq_ok(jobq_producer_open(broker.url, NULL, &p));
+    static const char *queues[] = {"iso"};
+    jobq_pool_opts_t o;
+    jobq_pool_opts_init(&o);
+    o.url = broker.url;
+    o.workers = 1;
+    o.fn = s_stateful;
+    o.fork_per_job = 1;
+    o.queues = queues;
+    o.nqueues = 1;
+    jobq_pool_t *pool = s_start(&o);
+    jobq_job_t jobs[3];
+    ns_job(&jobs[0], "iso", "crash", 0, 1);
+    ns_job(&jobs[1], "iso", "a", 0, 1);
+    ns_job(&jobs[2], "iso", "b", 0, 1);
+    ck_assert_jobq_ok(jobq_producer_submit_batch(p, jobs, 3, NULL, 10000));
+    jobq_result_t res;
+    s_wait_result(p, &jobs[0].id, &res, 20000);
+    ck_assert_int_eq(res.status, JOBQ_STATUS_DEAD); /* its one attempt crashed */
+    ck_assert_int_eq(res.signal, SIGABRT);
+    for (int i = 1; i < 3; i++) {
+        s_wait_result(p, &jobs[i].id, &res, 20000);
+        ck_assert_int_eq(res.status, JOBQ_STATUS_DONE);
+        ck_assert_uint_eq(res.attempt, 1); /* the worker kept its leases */
+        ck_assert_uint_eq(res.output_len, 1);
+        ck_assert_mem_eq(res.output, "1", 1); /* a fresh child each time */
+    }
+    ck_assert_jobq_ok(jobq_producer_stop_workers(p, NULL, 0));
+    jobq_pool_report_t rep;
+    ck_assert_jobq_ok(jobq_pool_wait(pool, 20000, &rep));
+    ck_assert_uint_eq(rep.deaths, 0);
+    ck_assert_uint_eq(rep.crashed, 1);
+    jobq_pool_destroy(&pool);
+    jobq_producer_destroy(&p);
+    wc_broker_stop(&broker, 5000);
+}
+END_TEST
+
 static Suite *
 s_suite(void)
 {
@@ -525,6 +568,7 @@ s_suite(void)
     tcase_add_test(tc, test_long_lived_child_past_the_hard_limit_is_killed_and_replaced);
     tcase_add_test(tc, test_broker_recycling_hands_prefetched_jobs_back_and_loses_none);
     tcase_add_test(tc, test_broker_cold_stop_hands_jobs_back_without_waiting_for_heartbeats);
+    tcase_add_test(tc, test_broker_worker_fork_per_job_survives_a_crashing_job);
     suite_add_tcase(s, tc);
     return s;
 }
