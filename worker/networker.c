@@ -114,6 +114,7 @@ typedef struct networker {
     wire_lease_t *xbuf;
     uint64_t req_seq;
     uint32_t unacked;    /* RESULT frames without their RESULT_OK yet */
+    int barrier;         /* stopping: the STATS sent after READY 0 awaits its reply */
     worker_end stopping; /* 0: running */
     int64_t ack_deadline_ms;
     int fatal;
@@ -572,6 +573,9 @@ s_on_message(networker_t *nw, const wire_msg_t *m)
     case WIRE_RESULT_OK:
         s_on_result_ok(nw, m);
         break;
+    case WIRE_STATS_REPLY:
+        nw->barrier = 0; /* s_send_barrier */
+        break;
     case WIRE_SENTINEL:
         LOG_INFO("sentinel: finishing the current job, then ending");
         s_begin_stop(nw, WORKER_END_SENTINEL);
@@ -607,6 +611,7 @@ s_on_lost(networker_t *nw)
     nw->next_renew_ms = INT64_MAX;
     nw->nrel = 0;
     nw->unacked = 0;
+    nw->barrier = 0;
     s_schedule_connect(nw);
 }
 
@@ -631,14 +636,30 @@ s_connect(networker_t *nw)
     s_schedule_connect(nw);
 }
 
+/* Sends STATS right after READY 0: the broker answers in order, so once its
+ * STATS_REPLY is in, every DELIVER it sent before it saw READY 0 has arrived
+ * (and gone to the release list), and DISCONNECT can list them all; without
+ * it a refill sent as our last result was accepted would count as a crashed
+ * attempt. */
+static void
+s_send_barrier(networker_t *nw)
+{
+    wire_msg_t m;
+    wire_msg_init(&m, WIRE_STATS);
+    m.fields = WIRE_F_REQ;
+    m.req = s_req(nw, S_REQ_EXTEND);
+    nw->barrier = conn_send(nw->conn, &m, S_CONNECT_MS) == JOBQ_OK;
+}
+
 static void
 s_begin_stop(networker_t *nw, worker_end why)
 {
     if (nw->stopping)
         return;
     nw->stopping = why;
-    if ((why == WORKER_END_STOPPED || why == WORKER_END_RECYCLE) && conn_is_connected(nw->conn))
-        s_send_ready(nw, 0); /* no more deliveries */
+    if ((why == WORKER_END_STOPPED || why == WORKER_END_RECYCLE) && conn_is_connected(nw->conn) &&
+        s_send_ready(nw, 0) == JOBQ_OK) /* no more deliveries */
+        s_send_barrier(nw);
     s_take_unstarted(nw, 1);
 }
 
@@ -718,7 +739,7 @@ s_try_finish(networker_t *nw)
         return 1; /* nobody to tell */
     if (nw->unsent_head)
         return 0;
-    if (nw->unacked && s_stop_level(nw) < 2) {
+    if ((nw->unacked || nw->barrier) && s_stop_level(nw) < 2) {
         int64_t now = jobq_now_ms();
         if (!nw->ack_deadline_ms)
             nw->ack_deadline_ms = now + S_ACK_WAIT_MS;

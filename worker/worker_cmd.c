@@ -760,6 +760,9 @@ s_run(s_run_t *r)
     s_print_report(stderr, &rep, r->o.json);
     s_sig_pool = NULL;
     jobq_pool_destroy(&pool);
+    if (r->skipped && !r->o.json) /* read after the producer thread was joined */
+        fprintf(stderr, "jobq run: %lld input(s) skipped: already in %s\n", r->skipped,
+                r->o.joblog);
     int incomplete = r->received < atomic_load(&r->submitted) || s_signals || r->broken;
     if (incomplete)
         fprintf(stderr, "jobq run: stopped: %lld of %lld jobs have a result\n", r->received,
