@@ -12,6 +12,11 @@
 # which the machine's load distorts far less than wall time). Prints a table,
 # then one JSON object per system (workload, system, n, seconds, rate,
 # per_job_ms, cpu_ms_per_job) and one per ratio jobq / xargs (target <= 1.2).
+#
+# W6_OPS=1 adds the isolation modes of docs/WORKERS.md on the same lines:
+# --fork-per-job --exec true (the same path: a command is a fresh process
+# already), and the built-in echo in the long-lived child and with
+# --fork-per-job (a fresh child per call).
 set -euo pipefail
 JOBQ=${1:-build/jobq}
 N=${2:-10000}
@@ -23,16 +28,20 @@ seq 1 $((N / ROUNDS)) >"$TMP/lines"
 
 systems=("xargs -P 2 -n 1 true" "jobq run --procs 2 --exec true")
 command -v parallel >/dev/null 2>&1 && systems+=("parallel -j 2 true")
+if [ "${W6_OPS:-0}" = 1 ]; then
+    systems+=("jobq run --procs 2 --fork-per-job --exec true"
+        "jobq run --procs 2 --builtin echo" "jobq run --procs 2 --fork-per-job --builtin echo")
+fi
 
 # one SYSTEM: runs it over the round's lines; prints "wall user sys" seconds.
 one() {
     local TIMEFORMAT='%R %U %S' t
     case $1 in
         xargs*) t=$({ time xargs -P 2 -n 1 true <"$TMP/lines" >/dev/null 2>"$TMP/err"; } 2>&1) ;;
-        jobq*) t=$({ time "$JOBQ" run --procs 2 --exec true <"$TMP/lines" >/dev/null 2>"$TMP/err"; } 2>&1) ;;
+        jobq*) t=$({ time "$JOBQ" ${1#jobq } <"$TMP/lines" >/dev/null 2>"$TMP/err"; } 2>&1) ;;
         parallel*) t=$({ time parallel -j 2 true <"$TMP/lines" >/dev/null 2>"$TMP/err"; } 2>&1) ;;
     esac || { echo "run_w6.sh: $1 failed:" >&2; tail -5 "$TMP/err" >&2; exit 1; }
-    [[ $1 == jobq* ]] && tail -1 "$TMP/err" >"$TMP/report"
+    [[ $1 == "jobq run --procs 2 --exec true" ]] && tail -1 "$TMP/err" >"$TMP/report"
     echo "$t"
 }
 

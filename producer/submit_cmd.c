@@ -13,6 +13,9 @@
  * recognised (a local queue has one results channel for everyone: those are
  * dropped, so run one waiting producer per local queue).
  *
+ * --wait --joblog FILE also writes one GNU parallel-style line per result
+ * (worker/joblog.h); the inputs are kept until their result arrives.
+ *
  * On a local queue, submit --wait puts one job at a time without blocking and
  * reads results whenever the queue is full, so more jobs than the queue holds
  * never deadlock against workers blocked on a full results channel.
@@ -25,6 +28,7 @@
 #include "jobq/errors.h"
 #include "jobq/producer.h"
 #include "jobq/queue.h"
+#include "worker/joblog.h"
 #include "worker/worker.h"
 
 #include <errno.h>
@@ -33,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 int submit_main(int argc, char **argv);
@@ -286,6 +291,10 @@ typedef struct s_submit {
     char *owned[SUBMIT_BATCH]; /* payload copies (--lines) */
     int codes[SUBMIT_BATCH];
     size_t n, bytes;
+    const char *joblog_path; /* --joblog FILE (with --wait) */
+    joblog_t *jl;
+    char **in; /* per seq: the input, until its result is logged */
+    size_t *in_len, in_cap;
 } s_submit_t;
 
 enum {
@@ -298,7 +307,8 @@ enum {
     S_OPT_DELAY,
     S_OPT_AT,
     S_OPT_UNIQUE,
-    S_OPT_BACKOFF
+    S_OPT_BACKOFF,
+    S_OPT_JOBLOG
 };
 
 static const struct option s_submit_opts[] = {
@@ -316,6 +326,7 @@ static const struct option s_submit_opts[] = {
     {"backoff", required_argument, NULL, S_OPT_BACKOFF},
     {"file", required_argument, NULL, 'f'},
     {"lines", no_argument, NULL, S_OPT_LINES},
+    {"joblog", required_argument, NULL, S_OPT_JOBLOG},
     {NULL, 0, NULL, 0},
 };
 
@@ -385,6 +396,9 @@ s_submit_opt(s_submit_t *s, int c, const char *arg)
     case 'f':
         s->file = arg;
         return 0;
+    case S_OPT_JOBLOG:
+        s->joblog_path = arg;
+        return 0;
     case S_OPT_UNIQUE:
         if (strlen(arg) > JOBQ_UNIQUE_KEY_MAX)
             return jobq_cli_usage_error("submit", "--unique takes at most %d bytes",
@@ -419,6 +433,8 @@ s_submit_parse(int argc, char **argv, s_submit_t *s, char *def, size_t def_len)
     s->ndata = argc - optind;
     if (s->has_at && s->has_delay)
         return jobq_cli_usage_error("submit", "give --at or --delay, not both");
+    if (s->joblog_path && !s->wait)
+        return jobq_cli_usage_error("submit", "--joblog needs --wait");
     if ((s->ndata > 0) + (s->file != NULL) + s->lines > 1)
         return jobq_cli_usage_error("submit", "give DATA..., --file F or --lines, not several");
     if (s->ndata == 0 && !s->file && !s->lines && isatty(STDIN_FILENO))
@@ -447,6 +463,40 @@ s_seq_of(const s_submit_t *s, const jobq_id_t *id)
     return seq >= (uint64_t)s->submitted + s->n ? -1 : (long long)seq;
 }
 
+/* --joblog: keeps input seq until its result is logged. */
+static void
+s_keep_input(s_submit_t *s, long long seq, const void *data, size_t len)
+{
+    if ((size_t)seq >= s->in_cap) {
+        size_t cap = s->in_cap ? s->in_cap * 2 : 1024;
+        while (cap <= (size_t)seq)
+            cap *= 2;
+        s->in = jobq_realloc(s->in, cap * sizeof *s->in);
+        s->in_len = jobq_realloc(s->in_len, cap * sizeof *s->in_len);
+        memset(s->in + s->in_cap, 0, (cap - s->in_cap) * sizeof *s->in);
+        s->in_cap = cap;
+    }
+    s->in[seq] = jobq_memdup(data, len + 1);
+    s->in_len[seq] = len;
+}
+
+/* --joblog: the result's line; it started its duration before now. */
+static void
+s_log_result(s_submit_t *s, const jobq_result_t *res, long long seq)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t end_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    char *in = (size_t)seq < s->in_cap ? s->in[seq] : NULL;
+    if (joblog_write(s->jl, seq + 1, end_ms - (int64_t)(res->duration_us / 1000), res, in ? in : "",
+                     in ? s->in_len[seq] : 0) != 0)
+        fprintf(stderr, "jobq submit: cannot write the job log: %s\n", strerror(errno));
+    if (in) {
+        jobq_free(in);
+        s->in[seq] = NULL;
+    }
+}
+
 /* Prints a result of ours (once); ignores others'. */
 static void
 s_on_result(s_submit_t *s, const jobq_result_t *res)
@@ -459,6 +509,8 @@ s_on_result(s_submit_t *s, const jobq_result_t *res)
     if (res->status != JOBQ_STATUS_DONE)
         s->any_failed = 1;
     s_print_result("submit", res, seq, s->json);
+    if (s->jl)
+        s_log_result(s, res, seq);
 }
 
 static int64_t
@@ -596,6 +648,8 @@ s_add_job(s_submit_t *s, const void *data, size_t len, char *owned)
         job->unique = s->unique;
         job->unique_len = (uint32_t)strlen(s->unique);
     }
+    if (s->jl)
+        s_keep_input(s, (long long)seq, data, len);
     s->owned[s->n++] = owned;
     s->bytes += len;
     return s->n == SUBMIT_BATCH || s->bytes >= SUBMIT_BYTES ? s_flush(s) : JOBQ_OK;
@@ -652,6 +706,12 @@ submit_main(int argc, char **argv)
     jobq_id_generate(&rnd);
     memcpy(s.prefix, rnd.b, 8);
     s.deadline_ms = jobq_deadline_ms(s.timeout_ms);
+    if (s.joblog_path && !(s.jl = joblog_open(s.joblog_path))) {
+        fprintf(stderr, "jobq submit: cannot open the job log %s: %s\n", s.joblog_path,
+                strerror(errno));
+        jobq_producer_destroy(&s.p);
+        return JOBQ_EXIT_FAIL;
+    }
     rc = s_submit_all(&s);
     fflush(stdout);
     int broken = 0;
@@ -669,6 +729,11 @@ submit_main(int argc, char **argv)
     }
     jobq_producer_destroy(&s.p);
     jobq_free(s.seen);
+    joblog_close(&s.jl);
+    for (size_t i = 0; i < s.in_cap; i++)
+        jobq_free(s.in[i]);
+    jobq_free(s.in);
+    jobq_free(s.in_len);
     return rc != JOBQ_OK || broken || s.any_failed ? JOBQ_EXIT_FAIL : JOBQ_EXIT_OK;
 }
 

@@ -77,16 +77,63 @@ void handler_destroy(handler_t **h_p);
 /* "echo, upper, md5, sleep, fail, crash": for usage texts. */
 const char *handler_builtin_list(void);
 
+/* Per-handler worker operations (docs/WORKERS.md), all off when zeroed. */
+typedef struct handler_limits {
+    uint32_t soft_ms; /* soft time limit per attempt (0 = none): --exec gets SIGTERM on
+                         its process group, a C handler sees jobq_job_soft_expired() */
+    uint32_t mem_mb;  /* --exec: RLIMIT_AS of the command, MiB (0 = inherited) */
+    uint32_t cpu_s;   /* --exec: RLIMIT_CPU of the command, seconds (0 = inherited) */
+    uint32_t files;   /* --exec: RLIMIT_NOFILE of the command (0 = inherited) */
+    int fork_per_job; /* run each C or built-in call in a fresh child (worker/isolate.c) */
+} handler_limits_t;
+
+/* Sets h's limits (copied); call before the handler is used. */
+void handler_set_limits(handler_t *h, const handler_limits_t *lim);
+
 /* Runs one attempt of job through h, with a time limit (0 = none) after which
  * an --exec child's process group gets SIGTERM then, after a short grace
  * (half the limit, 10 ms to 1 s), SIGKILL (status TIMEDOUT); the sleep
- * built-in honours it too. queue names the queue for JOBQ_QUEUE (NULL: the
+ * built-in honours it too. With h's soft limit set (handler_set_limits), the
+ * command gets SIGTERM at the soft limit and SIGKILL at the hard one, and a C
+ * handler sees jobq_job_soft_expired(); with fork_per_job a C or built-in call
+ * runs through isolate_run. queue names the queue for JOBQ_QUEUE (NULL: the
  * job's own queue). out is reset and filled; res is filled (id and attempt
  * from job; status, exit_code, signal, duration_us on the monotonic clock;
  * output and error slices pointing into out, valid until out is reset).
  * Returns 0, or -1 when the handler could not be started (fork or pipe
  * failed): res then says FAILED with the reason in its error text. */
 int handler_run(handler_t *h, const jobq_job_t *job, const char *queue, uint32_t time_limit_ms,
+                jobq_output_t *out, jobq_result_t *res);
+
+/* handler_run without the fork-per-job indirection: what the per-job child of
+ * worker/isolate.c calls. Same contract as handler_run. */
+int handler_run_here(handler_t *h, const jobq_job_t *job, const char *queue, uint32_t time_limit_ms,
+                     jobq_output_t *out, jobq_result_t *res);
+
+/* The effective soft limit of an attempt with hard limit hard_ms: h's soft
+ * limit when it is set and below the hard one, else 0. */
+uint32_t handler_soft_ms(const handler_t *h, uint32_t hard_ms);
+
+/* Runs h's command (cmd, limits lim, effective soft limit soft_ms) for job:
+ * the --exec kind of handler_run_here, in worker/exec.c. Same contract. */
+int exec_run(const char *cmd, const handler_limits_t *lim, uint32_t soft_ms, const jobq_job_t *job,
+             const char *queue, uint32_t time_limit_ms, jobq_output_t *out, jobq_result_t *res);
+
+/* Appends as much of data as out still holds, byte-exact up to its limit.
+ * Returns 0 if all of data went in, -1 if some was dropped (out is then
+ * marked truncated). */
+int handler_append_bounded(jobq_output_t *out, const void *data, size_t len);
+
+/* Sets res FAILED with exit_code and the error text (printf-style) in out. */
+__attribute__((format(printf, 4, 5))) void handler_fail(jobq_output_t *out, jobq_result_t *res,
+                                                        int exit_code, const char *fmt, ...);
+
+/* Runs a C or built-in attempt in a fresh child of the calling process
+ * (worker/isolate.c): the child calls handler_run_here and sends the result
+ * back through a pipe; a child that dies is reported CRASHED with its signal,
+ * one still running at the hard limit is SIGKILLed and reported TIMEDOUT.
+ * Returns 0, or -1 when the child could not be started (res FAILED). */
+int isolate_run(handler_t *h, const jobq_job_t *job, const char *queue, uint32_t time_limit_ms,
                 jobq_output_t *out, jobq_result_t *res);
 
 #endif

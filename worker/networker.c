@@ -82,6 +82,7 @@ typedef struct s_box {
     uint32_t running_limit_ms;
     s_res_t *out_head, *out_tail; /* finished, not taken by the connection thread */
     int woken;                    /* invariant 2 */
+    int recycle;                  /* the handler thread takes no more jobs: recycling */
     int quit;
     int efd;
 } s_box_t;
@@ -113,6 +114,7 @@ typedef struct networker {
     wire_lease_t *xbuf;
     uint64_t req_seq;
     uint32_t unacked;    /* RESULT frames without their RESULT_OK yet */
+    int barrier;         /* stopping: the STATS sent after READY 0 awaits its reply */
     worker_end stopping; /* 0: running */
     int64_t ack_deadline_ms;
     int fatal;
@@ -200,8 +202,10 @@ s_run_one(networker_t *nw, const jobq_job_t *job, uint32_t limit, jobq_output_t 
     jobq_result_t res;
     jobq_result_init(&res);
     int64_t t0 = jobq_now_us();
+    worker_mark_deadline(nw->cfg->counters, limit);
     if (handler_run(nw->cfg->handler, job, NULL, limit, out, &res) != 0)
         LOG_WARN("handler could not start: %.*s", (int)res.error_len, res.error ? res.error : "");
+    worker_mark_deadline(nw->cfg->counters, 0);
     uint64_t took = (uint64_t)(jobq_now_us() - t0);
     res.id = job->id;
     res.attempt = job->attempt;
@@ -226,11 +230,12 @@ s_handler_main(void *arg)
     networker_t *nw = arg;
     s_box_t *b = &nw->box;
     jobq_output_t *out = jobq_output_new(0);
+    uint64_t jobs = 0;
     for (;;) {
         pthread_mutex_lock(&b->mu);
-        while (!b->count && !b->quit)
+        while ((!b->count || b->recycle) && !b->quit)
             pthread_cond_wait(&b->cv, &b->mu);
-        if (!b->count) {
+        if (!b->count || b->recycle) {
             pthread_mutex_unlock(&b->mu);
             break;
         }
@@ -241,7 +246,9 @@ s_handler_main(void *arg)
         b->running_limit_ms = limit;
         pthread_mutex_unlock(&b->mu);
         s_res_t *r = s_run_one(nw, &j->job, limit, out);
+        int recycle = worker_recycle_due(&nw->cfg->recycle, ++jobs);
         pthread_mutex_lock(&b->mu);
+        b->recycle = recycle;
         b->running = NULL;
         s_batch_unref(j->batch);
         if (b->out_tail)
@@ -566,6 +573,9 @@ s_on_message(networker_t *nw, const wire_msg_t *m)
     case WIRE_RESULT_OK:
         s_on_result_ok(nw, m);
         break;
+    case WIRE_STATS_REPLY:
+        nw->barrier = 0; /* s_send_barrier */
+        break;
     case WIRE_SENTINEL:
         LOG_INFO("sentinel: finishing the current job, then ending");
         s_begin_stop(nw, WORKER_END_SENTINEL);
@@ -601,6 +611,7 @@ s_on_lost(networker_t *nw)
     nw->next_renew_ms = INT64_MAX;
     nw->nrel = 0;
     nw->unacked = 0;
+    nw->barrier = 0;
     s_schedule_connect(nw);
 }
 
@@ -631,14 +642,30 @@ s_connect(networker_t *nw)
     s_schedule_connect(nw);
 }
 
+/* Sends STATS right after READY 0: the broker answers in order, so once its
+ * STATS_REPLY is in, every DELIVER it sent before it saw READY 0 has arrived
+ * (and gone to the release list), and DISCONNECT can list them all; without
+ * it a refill sent as our last result was accepted would count as a crashed
+ * attempt. */
+static void
+s_send_barrier(networker_t *nw)
+{
+    wire_msg_t m;
+    wire_msg_init(&m, WIRE_STATS);
+    m.fields = WIRE_F_REQ;
+    m.req = s_req(nw, S_REQ_EXTEND);
+    nw->barrier = conn_send(nw->conn, &m, S_CONNECT_MS) == JOBQ_OK;
+}
+
 static void
 s_begin_stop(networker_t *nw, worker_end why)
 {
     if (nw->stopping)
         return;
     nw->stopping = why;
-    if (why == WORKER_END_STOPPED && conn_is_connected(nw->conn))
-        s_send_ready(nw, 0); /* no more deliveries */
+    if ((why == WORKER_END_STOPPED || why == WORKER_END_RECYCLE) && conn_is_connected(nw->conn) &&
+        s_send_ready(nw, 0) == JOBQ_OK) /* no more deliveries */
+        s_send_barrier(nw);
     s_take_unstarted(nw, 1);
 }
 
@@ -672,6 +699,7 @@ s_end_name(worker_end end)
 {
     return end == WORKER_END_SENTINEL  ? "sentinel"
            : end == WORKER_END_STOPPED ? "stopped"
+           : end == WORKER_END_RECYCLE ? "recycled"
                                        : "error";
 }
 
@@ -717,7 +745,7 @@ s_try_finish(networker_t *nw)
         return 1; /* nobody to tell */
     if (nw->unsent_head)
         return 0;
-    if (nw->unacked && s_stop_level(nw) < 2) {
+    if ((nw->unacked || nw->barrier) && s_stop_level(nw) < 2) {
         int64_t now = jobq_now_ms();
         if (!nw->ack_deadline_ms)
             nw->ack_deadline_ms = now + S_ACK_WAIT_MS;
@@ -762,6 +790,31 @@ s_wait(networker_t *nw)
 }
 
 /* ---- set-up and the loop ------------------------------------------------- */
+
+/* Cold stop of a forked worker (networker_cfg_t.on_cold): hand everything
+ * back at once and leave the running handler to die with the process. */
+static void
+s_cold_stop(networker_t *nw)
+{
+    s_begin_stop(nw, WORKER_END_STOPPED); /* unstarted jobs to the release list */
+    if (conn_is_connected(nw->conn)) {
+        s_take_results(nw);
+        s_send_results(nw);
+        s_send_report(nw);
+        conn_disconnect(nw->conn, nw->rel, (uint32_t)nw->nrel, S_LINGER_MS);
+    }
+    nw->cfg->on_cold(nw->cfg->on_cold_arg);
+}
+
+/* 1 once the handler thread has stopped taking jobs to be recycled. */
+static int
+s_recycling(networker_t *nw)
+{
+    pthread_mutex_lock(&nw->box.mu);
+    int r = nw->box.recycle;
+    pthread_mutex_unlock(&nw->box.mu);
+    return r;
+}
 
 static int
 s_init(networker_t *nw, const networker_cfg_t *cfg)
@@ -836,6 +889,10 @@ networker_run(const networker_cfg_t *cfg)
     for (;;) {
         if (!nw.stopping && s_stop_level(&nw) >= 1)
             s_begin_stop(&nw, WORKER_END_STOPPED);
+        if (!nw.stopping && s_recycling(&nw))
+            s_begin_stop(&nw, WORKER_END_RECYCLE);
+        if (cfg->on_cold && s_stop_level(&nw) >= 2)
+            s_cold_stop(&nw);
         if (!nw.stopping && !conn_is_connected(nw.conn) && jobq_now_ms() >= nw.next_connect_ms)
             s_connect(&nw);
         if (nw.fatal) {

@@ -54,6 +54,16 @@ typedef struct networker_cfg {
     worker_counters_t *counters; /* may be NULL */
     const char *curve_key;       /* CURVE: this worker's key file (NAME.key); NULL = none */
     const char *curve_server;    /* CURVE: the broker's public key file */
+    worker_recycle_t recycle;    /* forked workers: after this many jobs or this RSS, take
+                                    no other job, hand the prefetched ones back, end with
+                                    WORKER_END_RECYCLE */
+    /* Cold stop (stop level 2) of a forked worker: the loop sends the finished
+     * results, REPORT and DISCONNECT {the unstarted jobs} (the running one
+     * goes back to the broker as a crashed attempt) without waiting for the
+     * running handler, then calls on_cold, which must not return (it writes
+     * the final report and _exits). NULL: level 2 only skips the waits. */
+    void (*on_cold)(void *arg);
+    void *on_cold_arg;
 } networker_cfg_t;
 
 /* Runs the loop until a SENTINEL (WORKER_END_SENTINEL), the stop flag

@@ -2,6 +2,13 @@
  * worker/pool.c: the pool of workers (include/jobq/pool.h): N forked children
  * or N threads running worker_run (a local queue) or networker_run (a broker),
  * and the supervisor thread that starts, reaps, restarts and counts them.
+ * The child's side (from fork to _exit) and the thread pools are in
+ * worker/pool_child.c; the types both use in worker/pool_int.h.
+ *
+ * Worker operations on the supervisor's side (docs/WORKERS.md): a child that
+ * ends "recycled" is replaced at once without backoff; a long-lived child past
+ * the hard deadline it published is SIGKILLed (s_kill_overruns); a cold stop
+ * of a broker pool lets the children hand their jobs back first (s_cold_due).
  *
  * Every fork happens on the supervisor thread, which lives until the last
  * child is reaped: PR_SET_PDEATHSIG fires when the thread that forked a child
@@ -41,6 +48,7 @@
 #include "worker/handler.h"
 #include "worker/networker.h"
 #include "worker/worker.h"
+#include "worker/pool_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -57,64 +65,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#define S_POLL_MS 100          /* default: how often an idle worker checks for a stop */
 #define S_RESTART_MIN_MS 100   /* default first restart delay */
 #define S_RESTART_MAX_MS 30000 /* default largest restart delay */
 #define S_RESET_AFTER_MS 10000 /* a child that lived this long was not in a crash loop */
 #define S_SWEEP_MS 200         /* waitpid sweep period when pidfd_open is unavailable */
-#define S_EXIT_ORPHAN 70       /* child exit: the supervisor was gone before prctl */
-#define S_EXIT_OPEN 71         /* child exit: the queue could not be opened */
-#define S_EXIT_ERROR 72        /* child exit: the queue kept failing */
-
-typedef enum s_slot_state { S_IDLE = 0, S_RUNNING, S_WAITING, S_DONE } s_slot_state;
-
-typedef struct s_slot {
-    s_slot_state state;
-    pid_t pid;     /* guarded by pool->mu for jobq_pool_pids */
-    int pidfd;     /* readable when the child ends; -1 if unavailable */
-    int report_fd; /* read end of the child's report pipe; -1 once closed */
-    worker_report_t report;
-    size_t report_got;  /* bytes of report received */
-    int64_t started_ms; /* CLOCK_MONOTONIC */
-    int64_t restart_at_ms;
-    uint32_t delay_ms; /* the next restart delay */
-} s_slot_t;
-
-/* The page shared with the forked children (MAP_SHARED | MAP_ANONYMOUS). */
-typedef struct s_shared {
-    atomic_int stop;              /* invariant 3 */
-    worker_counters_t counters[]; /* one per slot (or per thread) */
-} s_shared_t;
-
-struct jobq_pool {
-    jobq_pool_opts_t opts; /* its strings point at the copies below */
-    char *url, *exec, *builtin, *label;
-    int net;        /* url names a broker: workers run networker_run */
-    char *endpoint; /* broker: the ZeroMQ endpoint of url */
-    char **queues;  /* broker: the queues served (copies) */
-    uint32_t nqueues;
-    jobq_queue_t *q; /* local: the supervisor's handle (reclaim; threads share it) */
-    int own_q;
-    /* broker: copies of the CURVE key file paths, or NULL */
-    char *curve_key, *curve_server;
-    handler_t *handler; /* validated at new; forked children use their copy */
-    unsigned n;
-    int wake[2]; /* self-pipe: jobq_pool_stop writes one byte */
-    s_shared_t *shared;
-    size_t shared_len;
-    s_slot_t *slots;
-    pid_t self_pid;
-    sigset_t caller_mask; /* restored in workers */
-    pthread_t thread;
-    int started;
-    int joined;
-    int64_t start_us;
-    pthread_mutex_t mu; /* guards launched, finished, report, slot pids */
-    pthread_cond_t cv;
-    int launched;
-    int finished;
-    jobq_pool_report_t report;
-};
+#define S_HARD_GRACE_MS 1000   /* a long-lived child past its hard limit this long is killed */
+#define S_DEADLINE_POLL_MS 250 /* how often the supervisor looks for new hard deadlines */
+#define S_COLD_GRACE_MS 2000   /* cold stop: a broker worker's time to hand its jobs back */
 
 /* ---- options, creation ---------------------------------------------------- */
 
@@ -123,16 +80,6 @@ jobq_pool_opts_init(jobq_pool_opts_t *opts)
 {
     memset(opts, 0, sizeof *opts);
     opts->mode = JOBQ_POOL_PROCS;
-}
-
-static handler_t *
-s_handler_new(const jobq_pool_t *pool)
-{
-    if (pool->builtin)
-        return handler_new_builtin(pool->builtin);
-    if (pool->exec)
-        return handler_new_exec(pool->exec);
-    return handler_new_callback(pool->opts.fn, pool->opts.fn_arg);
 }
 
 static int
@@ -170,7 +117,7 @@ s_alloc_signal_parts(jobq_pool_t *pool)
 {
     if (pipe2(pool->wake, O_CLOEXEC | O_NONBLOCK) != 0)
         return JOBQ_ESYS;
-    pool->shared_len = sizeof(s_shared_t) + pool->n * sizeof(worker_counters_t);
+    pool->shared_len = sizeof(pool_shared_t) + pool->n * sizeof(worker_counters_t);
     void *p =
         mmap(NULL, pool->shared_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
@@ -269,7 +216,7 @@ jobq_pool_new(const jobq_pool_opts_t *opts, jobq_pool_t **out)
     pthread_cond_init(&pool->cv, &ca);
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&pool->mu, NULL);
-    pool->handler = s_handler_new(pool);
+    pool->handler = pool_handler_new(pool);
     rc = pool->handler ? s_alloc_signal_parts(pool) : JOBQ_EINVAL;
     if (rc == JOBQ_OK && (pool->curve_key || pool->curve_server))
         rc = s_check_curve(pool); /* fail now, not in a restart loop of every worker */
@@ -304,117 +251,12 @@ s_stop_level(const jobq_pool_t *pool)
     return atomic_load(&pool->shared->stop);
 }
 
-/* ---- the forked worker ---------------------------------------------------- */
-
-/* Closes, in a new child, the supervisor's descriptors it inherited. */
-static void
-s_child_close_inherited(jobq_pool_t *pool)
-{
-    close(pool->wake[0]);
-    close(pool->wake[1]);
-    for (unsigned j = 0; j < pool->n; j++) {
-        if (pool->slots[j].state != S_RUNNING)
-            continue;
-        if (pool->slots[j].pidfd >= 0)
-            close(pool->slots[j].pidfd);
-        if (pool->slots[j].report_fd >= 0)
-            close(pool->slots[j].report_fd);
-    }
-}
-
-/* The configuration of network worker i (slot or thread index). */
-static void
-s_net_cfg(jobq_pool_t *pool, unsigned i, handler_t *h, char *name, size_t len, networker_cfg_t *cfg)
-{
-    snprintf(name, len, "worker-%d-%u", (int)getpid(), i);
-    *cfg = (networker_cfg_t){
-        .endpoint = pool->endpoint,
-        .queues = (const char *const *)pool->queues,
-        .nqueues = pool->nqueues,
-        .prefetch = pool->opts.prefetch,
-        .hb_ms = pool->opts.heartbeat_ms,
-        .name = name,
-        .handler = h,
-        .time_limit_ms = pool->opts.time_limit_ms,
-        .poll_ms = pool->opts.poll_ms ? pool->opts.poll_ms : S_POLL_MS,
-        .stop = &pool->shared->stop,
-        .counters = &pool->shared->counters[i],
-        .curve_key = pool->curve_key,
-        .curve_server = pool->curve_server,
-    };
-}
-
-/* A forked network worker: its own connection (a ZeroMQ context created
- * after the fork), the loop, the report, exit. */
-static _Noreturn void
-s_child_net(jobq_pool_t *pool, unsigned i, int report_fd)
-{
-    networker_cfg_t cfg;
-    char name[64];
-    s_net_cfg(pool, i, pool->handler, name, sizeof name, &cfg);
-    worker_end end = networker_run(&cfg);
-    worker_report_t r;
-    worker_report_fill(&r, cfg.counters, end);
-    ssize_t w = write(report_fd, &r, sizeof r);
-    (void)w;
-    fflush(stdout);
-    fflush(stderr);
-    _exit(end == WORKER_END_ERROR ? S_EXIT_ERROR : 0);
-}
-
-static _Noreturn void
-s_child_main(jobq_pool_t *pool, unsigned i, int report_fd)
-{
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != pool->self_pid)
-        _exit(S_EXIT_ORPHAN); /* the supervisor died before prctl took effect */
-    setpgid(0, 0);            /* a terminal's Ctrl-C is the supervisor's to handle */
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    sigaction(SIGINT, &dfl, NULL); /* the binary's handlers are the supervisor's */
-    sigaction(SIGTERM, &dfl, NULL);
-    pthread_sigmask(SIG_SETMASK, &pool->caller_mask, NULL);
-    s_child_close_inherited(pool);
-
-    if (pool->net)
-        s_child_net(pool, i, report_fd);
-    jobq_queue_t *q = pool->q;
-    if (pool->url) {
-        int rc = jobq_queue_open(pool->url, NULL, &q);
-        if (rc != JOBQ_OK) {
-            LOG_ERR("worker %d: cannot open %s: %s", (int)getpid(), pool->url, jobq_strerror(rc));
-            _exit(S_EXIT_OPEN);
-        }
-    }
-    worker_cfg_t cfg = {
-        .q = q,
-        .handler = pool->handler,
-        .queue_label = pool->label,
-        .time_limit_ms = pool->opts.time_limit_ms,
-        .poll_ms = pool->opts.poll_ms ? pool->opts.poll_ms : S_POLL_MS,
-        .result_timeout_ms = pool->opts.result_timeout_ms,
-        .stop = &pool->shared->stop,
-        .counters = &pool->shared->counters[i],
-    };
-    worker_end end = worker_run(&cfg);
-    worker_report_t r;
-    worker_report_fill(&r, cfg.counters, end);
-    ssize_t w = write(report_fd, &r, sizeof r);
-    (void)w; /* a missing report makes the supervisor count from the shared page */
-    if (pool->url)
-        jobq_queue_destroy(&q);
-    fflush(stdout); /* what a callback printed; _exit skips the parent's atexit work */
-    fflush(stderr);
-    _exit(end == WORKER_END_ERROR ? S_EXIT_ERROR : 0);
-}
-
 /* ---- the supervisor: slots ------------------------------------------------ */
 
 static int
 s_spawn(jobq_pool_t *pool, unsigned i)
 {
-    s_slot_t *s = &pool->slots[i];
+    pool_slot_t *s = &pool->slots[i];
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0)
         return -1;
@@ -429,7 +271,7 @@ s_spawn(jobq_pool_t *pool, unsigned i)
     }
     if (pid == 0) {
         close(fds[0]);
-        s_child_main(pool, i, fds[1]);
+        pool_child_main(pool, i, fds[1]);
     }
     close(fds[1]);
     fcntl(fds[0], F_SETFL, O_NONBLOCK);
@@ -439,7 +281,7 @@ s_spawn(jobq_pool_t *pool, unsigned i)
     if (s->pidfd >= 0)
         fcntl(s->pidfd, F_SETFD, FD_CLOEXEC);
     s->started_ms = jobq_now_ms();
-    s->state = S_RUNNING;
+    s->state = POOL_RUNNING;
     pthread_mutex_lock(&pool->mu);
     s->pid = pid;
     pthread_mutex_unlock(&pool->mu);
@@ -452,7 +294,7 @@ s_spawn(jobq_pool_t *pool, unsigned i)
 static void
 s_schedule_restart(jobq_pool_t *pool, unsigned i, uint64_t jobs)
 {
-    s_slot_t *s = &pool->slots[i];
+    pool_slot_t *s = &pool->slots[i];
     uint32_t min = pool->opts.restart_min_ms ? pool->opts.restart_min_ms : S_RESTART_MIN_MS;
     uint32_t max = pool->opts.restart_max_ms ? pool->opts.restart_max_ms : S_RESTART_MAX_MS;
     int64_t now = jobq_now_ms();
@@ -460,12 +302,12 @@ s_schedule_restart(jobq_pool_t *pool, unsigned i, uint64_t jobs)
         s->delay_ms = min;
     s->restart_at_ms = now + s->delay_ms;
     s->delay_ms = s->delay_ms >= max / 2 ? max : s->delay_ms * 2;
-    s->state = S_WAITING;
+    s->state = POOL_WAITING;
 }
 
 /* Reads what the child wrote on its report pipe; closes it at EOF. */
 static void
-s_read_report(s_slot_t *s)
+s_read_report(pool_slot_t *s)
 {
     char excess[64];
     while (s->report_fd >= 0) {
@@ -504,8 +346,8 @@ s_add_counts(jobq_pool_t *pool, uint64_t done, uint64_t failed, uint64_t crashed
         r->max_rss_kb = rss_kb;
 }
 
-static void
-s_add_counters(jobq_pool_t *pool, const worker_counters_t *c, uint64_t rss_kb)
+void
+pool_add_counters(jobq_pool_t *pool, const worker_counters_t *c, uint64_t rss_kb)
 {
     s_add_counts(pool, atomic_load(&c->done), atomic_load(&c->failed), atomic_load(&c->crashed),
                  atomic_load(&c->busy_us), atomic_load(&c->dropped), atomic_load(&c->stale),
@@ -526,7 +368,7 @@ typedef struct s_end {
 static void
 s_account(jobq_pool_t *pool, unsigned i, pid_t pid, const s_end_t *end)
 {
-    s_slot_t *s = &pool->slots[i];
+    pool_slot_t *s = &pool->slots[i];
     int reported = s->report_got == sizeof s->report && s->report.magic == WORKER_REPORT_MAGIC &&
                    s->report.pid == pid;
     int normal = reported && end->known && !end->sig && end->code == 0;
@@ -546,11 +388,27 @@ s_account(jobq_pool_t *pool, unsigned i, pid_t pid, const s_end_t *end)
                      rep->stale, rep->max_rss_kb > rss ? rep->max_rss_kb : rss);
         pool->report.reports++;
     } else {
-        s_add_counters(pool, c, rss);
+        pool_add_counters(pool, c, rss);
         pool->report.deaths++;
     }
+    if (normal && pool->net && s->report.end == WORKER_END_SENTINEL) {
+        /* The broker sends stop-workers to every connected worker of the
+         * queues, and all of ours serve the same ones: a sentinel to one is a
+         * stop for all, including a recycled replacement that connected just
+         * after it was sent (it would otherwise never get one). */
+        int cur = 0;
+        atomic_compare_exchange_strong(&pool->shared->stop, &cur, 1);
+    }
+    if (normal && s->report.end == WORKER_END_RECYCLE && s_stop_level(pool) == 0) {
+        LOG_INFO("worker %d recycled after %llu job(s)", (int)pid, (unsigned long long)jobs);
+        pool->report.recycled++;
+        s->recycled = 1; /* s_restart_due starts the next one now, without backoff */
+        s->restart_at_ms = jobq_now_ms();
+        s->state = POOL_WAITING;
+        return;
+    }
     if (normal) {
-        s->state = S_DONE;
+        s->state = POOL_DONE;
         return;
     }
     /* The attempt it held crashed, whoever handed the item back (another
@@ -562,7 +420,7 @@ s_account(jobq_pool_t *pool, unsigned i, pid_t pid, const s_end_t *end)
     if (s_stop_level(pool) == 0)
         s_schedule_restart(pool, i, jobs);
     else
-        s->state = S_DONE;
+        s->state = POOL_DONE;
 }
 
 /* If slot i's child has ended (nohang), or once it ends, accounts for it and
@@ -571,7 +429,7 @@ s_account(jobq_pool_t *pool, unsigned i, pid_t pid, const s_end_t *end)
 static void
 s_reap(jobq_pool_t *pool, unsigned i, int nohang)
 {
-    s_slot_t *s = &pool->slots[i];
+    pool_slot_t *s = &pool->slots[i];
     pid_t pid = s->pid;
     siginfo_t si;
     int r;
@@ -610,13 +468,13 @@ static int
 s_any_live(const jobq_pool_t *pool)
 {
     for (unsigned i = 0; i < pool->n; i++)
-        if (pool->slots[i].state == S_RUNNING || pool->slots[i].state == S_WAITING)
+        if (pool->slots[i].state == POOL_RUNNING || pool->slots[i].state == POOL_WAITING)
             return 1;
     return 0;
 }
 
-static void
-s_launched(jobq_pool_t *pool)
+void
+pool_launched(jobq_pool_t *pool)
 {
     pthread_mutex_lock(&pool->mu);
     pool->launched = 1;
@@ -624,21 +482,88 @@ s_launched(jobq_pool_t *pool)
     pthread_mutex_unlock(&pool->mu);
 }
 
-/* Applies the stop level: 1 cancels pending restarts, 2 also kills children. */
+/* SIGKILLs every running child. */
+static void
+s_kill_all(jobq_pool_t *pool)
+{
+    for (unsigned i = 0; i < pool->n; i++)
+        if (pool->slots[i].state == POOL_RUNNING)
+            kill(pool->slots[i].pid, SIGKILL);
+}
+
+/* Applies the stop level: 1 cancels pending restarts, 2 also kills children:
+ * at once for a local queue (reclaim hands their items back), after
+ * S_COLD_GRACE_MS for a broker, whose workers first hand their jobs back
+ * (networker_cfg_t.on_cold) and exit by themselves. */
 static void
 s_apply_stop(jobq_pool_t *pool, int *applied)
 {
     int level = s_stop_level(pool);
     if (level <= *applied)
         return;
-    for (unsigned i = 0; i < pool->n; i++) {
-        s_slot_t *s = &pool->slots[i];
-        if (s->state == S_WAITING)
-            s->state = S_DONE;
-        if (level >= 2 && s->state == S_RUNNING)
-            kill(s->pid, SIGKILL);
-    }
+    for (unsigned i = 0; i < pool->n; i++)
+        if (pool->slots[i].state == POOL_WAITING)
+            pool->slots[i].state = POOL_DONE;
+    if (level >= 2 && pool->net)
+        pool->cold_kill_ms = jobq_now_ms() + S_COLD_GRACE_MS;
+    else if (level >= 2)
+        s_kill_all(pool);
     *applied = level;
+}
+
+/* A broker pool's cold stop: kills what is left once the grace is over.
+ * Returns the poll timeout until then (-1: none). */
+static int
+s_cold_due(jobq_pool_t *pool)
+{
+    if (!pool->cold_kill_ms)
+        return -1;
+    int64_t left = pool->cold_kill_ms - jobq_now_ms();
+    if (left > 0)
+        return (int)left;
+    s_kill_all(pool);
+    pool->cold_kill_ms = 0;
+    return -1;
+}
+
+/* 1 when the supervisor enforces hard time limits by killing the long-lived
+ * child: a C or built-in handler, not fork-per-job (those kill the job's own
+ * child) and not --exec (the handler kills the command's process group). */
+static int
+s_kills_overruns(const jobq_pool_t *pool)
+{
+    return pool->opts.mode == JOBQ_POOL_PROCS && !pool->exec && !pool->opts.fork_per_job;
+}
+
+/* SIGKILLs each running child past its published hard deadline (plus a grace,
+ * so that a cooperative handler's own TIMEDOUT wins); the item goes back
+ * through the usual reclaim. Returns the poll timeout until the next
+ * deadline, at most S_DEADLINE_POLL_MS (children publish new deadlines
+ * without waking us), or -1 when the pool does not kill overruns. */
+static int
+s_kill_overruns(jobq_pool_t *pool)
+{
+    if (!s_kills_overruns(pool))
+        return -1;
+    int64_t now = jobq_now_ms();
+    int timeout = -1;
+    for (unsigned i = 0; i < pool->n; i++) {
+        pool_slot_t *s = &pool->slots[i];
+        int64_t d = atomic_load(&pool->shared->counters[i].hard_deadline_ms);
+        if (s->state != POOL_RUNNING || d == 0)
+            continue;
+        d += S_HARD_GRACE_MS;
+        if (now >= d) {
+            LOG_NOTICE("worker %d: hard time limit passed: killing it (its job is handed back)",
+                       (int)s->pid);
+            kill(s->pid, SIGKILL);
+            atomic_store(&pool->shared->counters[i].hard_deadline_ms, 0);
+            continue;
+        }
+        if (timeout < 0 || d - now < timeout)
+            timeout = (int)(d - now);
+    }
+    return timeout < 0 || timeout > S_DEADLINE_POLL_MS ? S_DEADLINE_POLL_MS : timeout;
 }
 
 /* Starts the slots whose restart time has come; returns the poll timeout
@@ -649,12 +574,14 @@ s_restart_due(jobq_pool_t *pool)
     int64_t now = jobq_now_ms();
     int timeout = -1;
     for (unsigned i = 0; i < pool->n; i++) {
-        s_slot_t *s = &pool->slots[i];
-        if (s->state != S_WAITING)
+        pool_slot_t *s = &pool->slots[i];
+        if (s->state != POOL_WAITING)
             continue;
         if (s->restart_at_ms <= now) {
+            int recycled = s->recycled;
+            s->recycled = 0;
             if (s_spawn(pool, i) == 0)
-                pool->report.restarts++;
+                pool->report.restarts += recycled ? 0 : 1;
             else
                 s_schedule_restart(pool, i, 0);
             continue;
@@ -676,8 +603,8 @@ s_poll_once(jobq_pool_t *pool, int timeout)
     fds[nfds++] = (struct pollfd){.fd = pool->wake[0], .events = POLLIN};
     int sweep = 0;
     for (unsigned i = 0; i < pool->n; i++) {
-        s_slot_t *s = &pool->slots[i];
-        if (s->state != S_RUNNING)
+        pool_slot_t *s = &pool->slots[i];
+        if (s->state != POOL_RUNNING)
             continue;
         if (s->pidfd >= 0) {
             owner[nfds] = i;
@@ -700,8 +627,8 @@ s_poll_once(jobq_pool_t *pool, int timeout)
             ;
     }
     for (nfds_t k = 1; k < nfds; k++) {
-        s_slot_t *s = &pool->slots[owner[k]];
-        if (!fds[k].revents || s->state != S_RUNNING)
+        pool_slot_t *s = &pool->slots[owner[k]];
+        if (!fds[k].revents || s->state != POOL_RUNNING)
             continue;
         if (fds[k].fd == s->report_fd)
             s_read_report(s);
@@ -709,7 +636,7 @@ s_poll_once(jobq_pool_t *pool, int timeout)
             s_reap(pool, owner[k], 0);
     }
     for (unsigned i = 0; sweep && i < pool->n; i++)
-        if (pool->slots[i].state == S_RUNNING && pool->slots[i].pidfd < 0)
+        if (pool->slots[i].state == POOL_RUNNING && pool->slots[i].pidfd < 0)
             s_reap(pool, i, 1);
 }
 
@@ -719,79 +646,21 @@ s_run_procs(jobq_pool_t *pool)
     for (unsigned i = 0; i < pool->n; i++)
         if (s_spawn(pool, i) != 0)
             s_schedule_restart(pool, i, 0);
-    s_launched(pool);
+    pool_launched(pool);
     int applied = 0;
     while (s_any_live(pool)) {
         s_apply_stop(pool, &applied);
         int timeout = s_restart_due(pool);
         if (!s_any_live(pool))
             break;
+        int kill_in = s_kill_overruns(pool);
+        if (kill_in >= 0 && (timeout < 0 || kill_in < timeout))
+            timeout = kill_in;
+        int cold_in = s_cold_due(pool);
+        if (cold_in >= 0 && (timeout < 0 || cold_in < timeout))
+            timeout = cold_in;
         s_poll_once(pool, timeout);
     }
-}
-
-typedef struct s_thread_arg {
-    jobq_pool_t *pool;
-    unsigned i;
-    handler_t *handler;
-} s_thread_arg_t;
-
-static void *
-s_thread_main(void *arg)
-{
-    s_thread_arg_t *a = arg;
-    jobq_pool_t *pool = a->pool;
-    if (pool->net) {
-        networker_cfg_t ncfg;
-        char name[64];
-        s_net_cfg(pool, a->i, a->handler, name, sizeof name, &ncfg);
-        networker_run(&ncfg);
-        return NULL;
-    }
-    worker_cfg_t cfg = {
-        .q = pool->q,
-        .handler = a->handler,
-        .queue_label = pool->label,
-        .time_limit_ms = pool->opts.time_limit_ms,
-        .poll_ms = pool->opts.poll_ms ? pool->opts.poll_ms : S_POLL_MS,
-        .result_timeout_ms = pool->opts.result_timeout_ms,
-        .stop = &pool->shared->stop,
-        .counters = &pool->shared->counters[a->i],
-    };
-    worker_run(&cfg);
-    return NULL;
-}
-
-static void
-s_run_threads(jobq_pool_t *pool)
-{
-    pthread_t *th = jobq_calloc(pool->n, sizeof *th);
-    s_thread_arg_t *args = jobq_calloc(pool->n, sizeof *args);
-    unsigned started = 0;
-    sigset_t all;
-    pthread_sigmask(SIG_SETMASK, &pool->caller_mask, &all); /* workers get the caller's mask */
-    for (unsigned i = 0; i < pool->n; i++) {
-        args[i] = (s_thread_arg_t){pool, i, s_handler_new(pool)};
-        if (pthread_create(&th[started], NULL, s_thread_main, &args[i]) != 0) {
-            LOG_WARN("pthread_create failed: %u of %u worker threads", started, pool->n);
-            handler_destroy(&args[i].handler);
-            break;
-        }
-        started++;
-    }
-    pthread_sigmask(SIG_SETMASK, &all, NULL);
-    s_launched(pool);
-    for (unsigned i = 0; i < started; i++) {
-        pthread_join(th[i], NULL);
-        handler_destroy(&args[i].handler);
-        s_add_counters(pool, &pool->shared->counters[i], 0);
-        pool->report.reports++;
-    }
-    struct rusage ru;
-    if (getrusage(RUSAGE_SELF, &ru) == 0)
-        pool->report.max_rss_kb = (uint64_t)ru.ru_maxrss;
-    jobq_free(th);
-    jobq_free(args);
 }
 
 static void *
@@ -799,7 +668,7 @@ s_supervise(void *arg)
 {
     jobq_pool_t *pool = arg;
     if (pool->opts.mode == JOBQ_POOL_THREADS)
-        s_run_threads(pool);
+        pool_run_threads(pool);
     else
         s_run_procs(pool);
     pthread_mutex_lock(&pool->mu);
@@ -921,17 +790,20 @@ jobq_pool_report_format(const jobq_pool_report_t *r, int json, char *buf, size_t
                         "{\"mode\":\"%s\",\"workers\":%u,\"jobs\":%llu,\"done\":%llu,"
                         "\"failed\":%llu,\"crashed\":%llu,\"busy_us\":%llu,\"wall_us\":%llu,"
                         "\"max_rss_kb\":%llu,\"results_dropped\":%llu,\"reports\":%u,"
-                        "\"deaths\":%u,\"restarts\":%u,\"stale\":%llu}",
+                        "\"deaths\":%u,\"restarts\":%u,\"recycled\":%u,\"stale\":%llu}",
                         mode, r->workers, jobs, (unsigned long long)r->done,
                         (unsigned long long)r->failed, (unsigned long long)r->crashed,
                         (unsigned long long)r->busy_us, (unsigned long long)r->wall_us,
                         (unsigned long long)r->max_rss_kb, (unsigned long long)r->results_dropped,
-                        r->reports, r->deaths, r->restarts, (unsigned long long)r->stale);
+                        r->reports, r->deaths, r->restarts, r->recycled,
+                        (unsigned long long)r->stale);
     double wall_s = (double)r->wall_us / 1e6, busy_s = (double)r->busy_us / 1e6;
     double util = r->wall_us && r->workers ? 100.0 * busy_s / (wall_s * r->workers) : 0.0;
-    char stale[48] = "";
+    char stale[96] = "";
     if (r->stale)
         snprintf(stale, sizeof stale, "; %llu stale results", (unsigned long long)r->stale);
+    if (r->recycled)
+        snprintf(stale + strlen(stale), sizeof stale - strlen(stale), "; %u recycled", r->recycled);
     return snprintf(buf, len,
                     "pool: %u %s, %llu jobs: %llu done, %llu failed, %llu crashed; "
                     "busy %.3f s in %.3f s (%.0f%%); max RSS %.1f MiB; %u deaths, %u restarts%s%s",

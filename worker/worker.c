@@ -116,8 +116,10 @@ s_serve(const worker_cfg_t *cfg, const jobq_item_t *item, jobq_output_t *out)
     jobq_result_init(&res);
     uint32_t limit = s_min_limit(cfg->time_limit_ms, item->ttr_ms);
     int64_t t0 = jobq_now_us();
+    worker_mark_deadline(cfg->counters, limit);
     if (handler_run(cfg->handler, &job, cfg->queue_label, limit, out, &res) != 0)
         LOG_WARN("handler could not start: %.*s", (int)res.error_len, res.error ? res.error : "");
+    worker_mark_deadline(cfg->counters, 0);
     uint64_t took = (uint64_t)(jobq_now_us() - t0);
     res.id = item->id;
     res.attempt = item->attempt;
@@ -150,6 +152,7 @@ worker_run(const worker_cfg_t *cfg)
     jobq_output_t *out = jobq_output_new(0);
     worker_end end = WORKER_END_ERROR;
     int errors = 0;
+    uint64_t jobs = 0;
     for (;;) {
         if (s_stop_level(cfg) >= 1) {
             end = WORKER_END_STOPPED;
@@ -183,9 +186,38 @@ worker_run(const worker_cfg_t *cfg)
             atomic_store_explicit(&cfg->counters->holding, 1, memory_order_relaxed);
         s_serve(cfg, &item, out);
         jobq_item_fini(&item);
+        if (worker_recycle_due(&cfg->recycle, ++jobs)) {
+            end = WORKER_END_RECYCLE;
+            break;
+        }
     }
     jobq_output_destroy(&out);
     return end;
+}
+
+void
+worker_mark_deadline(worker_counters_t *c, uint32_t limit_ms)
+{
+    if (c)
+        atomic_store_explicit(&c->hard_deadline_ms, limit_ms ? jobq_now_ms() + limit_ms : 0,
+                              memory_order_relaxed);
+}
+
+int
+worker_recycle_due(const worker_recycle_t *rc, uint64_t jobs)
+{
+    if (rc->max_jobs && jobs >= rc->max_jobs)
+        return 1;
+    if (!rc->max_rss_kb)
+        return 0;
+    FILE *f = fopen("/proc/self/statm", "re");
+    unsigned long long size = 0, resident = 0;
+    int n = f ? fscanf(f, "%llu %llu", &size, &resident) : 0;
+    if (f)
+        fclose(f);
+    long page = sysconf(_SC_PAGESIZE);
+    return n == 2 &&
+           resident * (unsigned long long)(page > 0 ? page : 4096) / 1024 >= rc->max_rss_kb;
 }
 
 void

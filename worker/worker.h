@@ -19,21 +19,39 @@ typedef enum worker_end {
     WORKER_END_SENTINEL = 1, /* took a sentinel */
     WORKER_END_STOPPED = 2,  /* the stop flag was raised */
     WORKER_END_CLOSED = 3,   /* the queue is closed and drained */
-    WORKER_END_ERROR = 4     /* the queue kept failing */
+    WORKER_END_ERROR = 4,    /* the queue kept failing */
+    WORKER_END_RECYCLE = 5   /* reached max jobs or max RSS: replace me (normal end) */
 } worker_end;
+
+/* When a forked worker should end to be replaced (recycling). */
+typedef struct worker_recycle {
+    uint64_t max_jobs;   /* attempts run by this process; 0 = no limit */
+    uint64_t max_rss_kb; /* resident set after a job; 0 = no limit */
+} worker_recycle_t;
+
+/* Returns 1 when a worker that ran jobs attempts should end now (its current
+ * RSS read from /proc/self/statm only when max_rss_kb is set). */
+int worker_recycle_due(const worker_recycle_t *rc, uint64_t jobs);
 
 /* Live counters of one worker. The worker is the only writer; they may sit in
  * shared memory so that a supervisor can read them after the worker died. */
 typedef struct worker_counters {
-    _Atomic uint64_t done;    /* attempts whose handler succeeded */
-    _Atomic uint64_t failed;  /* attempts failed or timed out */
-    _Atomic uint64_t crashed; /* attempts whose handler died of a signal */
-    _Atomic uint64_t busy_us; /* time spent in handlers, microseconds */
-    _Atomic uint64_t dropped; /* results dropped (results channel full too long) */
-    _Atomic uint64_t stale;   /* network workers: results the broker refused because
-                                 the lease was lost (ESTALE, EFORBIDDEN, ENOTFOUND) */
-    _Atomic uint32_t holding; /* 1 from taking a job until its task_done */
+    _Atomic uint64_t done;            /* attempts whose handler succeeded */
+    _Atomic uint64_t failed;          /* attempts failed or timed out */
+    _Atomic uint64_t crashed;         /* attempts whose handler died of a signal */
+    _Atomic uint64_t busy_us;         /* time spent in handlers, microseconds */
+    _Atomic uint64_t dropped;         /* results dropped (results channel full too long) */
+    _Atomic uint64_t stale;           /* network workers: results the broker refused because
+                                         the lease was lost (ESTALE, EFORBIDDEN, ENOTFOUND) */
+    _Atomic uint32_t holding;         /* 1 from taking a job until its task_done */
+    _Atomic int64_t hard_deadline_ms; /* monotonic ms at which the running attempt's hard
+                                         time limit ends; 0 = none or idle. A supervisor
+                                         kills a long-lived child past it (C handlers) */
 } worker_counters_t;
+
+/* Publishes (limit_ms > 0) or clears (limit_ms 0) the hard deadline of the
+ * attempt about to run, in c (may be NULL). */
+void worker_mark_deadline(worker_counters_t *c, uint32_t limit_ms);
 
 /* What a worker loop needs. Nothing here is owned by the loop. */
 typedef struct worker_cfg {
@@ -45,6 +63,7 @@ typedef struct worker_cfg {
     int64_t result_timeout_ms; /* <= 0: wait for room on the results channel forever */
     const atomic_int *stop;    /* 0 run, 1 stop taking jobs, 2 stop now */
     worker_counters_t *counters;
+    worker_recycle_t recycle; /* forked workers: when to end for a fresh process */
 } worker_cfg_t;
 
 /* Runs the loop: get (in poll_ms slices), sentinel => end, else run the

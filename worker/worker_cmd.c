@@ -13,8 +13,17 @@
  * Job ids carry the input position: 8 random bytes for this run, then the
  * sequence number, big-endian; a result's id gives back its line number.
  *
- * Signals (the binary's, never the library's): the first SIGINT/SIGTERM stops
- * submitting and lets the current jobs finish, the second stops at once.
+ * Signals (the binary's, never the library's), the shutdown stages of
+ * docs/WORKERS.md: the first SIGINT/SIGTERM is a warm stop (stop submitting
+ * and taking jobs, let the current ones finish, report, exit), the second one
+ * or --shutdown-timeout expiring a cold stop (children killed, their jobs
+ * handed back), SIGUSR1 a quiet stop (workers end after their current job,
+ * the process stays up until SIGTERM/SIGINT).
+ *
+ * Worker operations (recycling, rlimits, --fork-per-job, soft/hard time
+ * limits, --joblog with --resume / --resume-failed) are the options parsed by
+ * s_apply_ops_opt; their behaviour lives in the library (jobq_pool_opts_t)
+ * and worker/joblog.c.
  */
 #include "broker/reactor.h"
 #include "cli/commands.h"
@@ -25,6 +34,7 @@
 #include "jobq/pool.h"
 #include "jobq/queue.h"
 #include "worker/handler.h"
+#include "worker/joblog.h"
 #include "worker/worker.h"
 
 #include <errno.h>
@@ -36,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 int run_main(int argc, char **argv);
@@ -44,12 +55,17 @@ int worker_main(int argc, char **argv);
 /* ---- signals ------------------------------------------------------------- */
 
 static jobq_pool_t *volatile s_sig_pool;
-static volatile sig_atomic_t s_signals;
+static volatile sig_atomic_t s_signals; /* SIGINT/SIGTERM received: 1 warm, 2 cold */
+static volatile sig_atomic_t s_quiet;   /* SIGUSR1 received */
 
 static void
 s_on_signal(int sig)
 {
-    (void)sig;
+    if (sig == SIGUSR1) {
+        s_quiet = 1;
+        jobq_pool_stop(s_sig_pool, 0);
+        return;
+    }
     if (s_signals < 2)
         s_signals++;
     jobq_pool_stop(s_sig_pool, s_signals >= 2);
@@ -65,6 +81,7 @@ s_install_signals(jobq_pool_t *pool)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
 }
 
 /* ---- options shared by run and worker -------------------------------------- */
@@ -79,6 +96,9 @@ typedef struct s_opts {
     const char *url;
     const char *queues[S_QUEUES_MAX]; /* -q, in pool.queues */
     int net_opts;                     /* -q, --prefetch or --heartbeat given */
+    const char *joblog;               /* --joblog FILE */
+    int resume;                       /* 1 --resume, 2 --resume-failed */
+    int64_t shutdown_timeout_ms;      /* warm stop turns cold after this; 0 = never */
 } s_opts_t;
 
 /* Parses a count in [1, 4096]; returns -1 if text is not one. */
@@ -106,7 +126,25 @@ s_parse_seconds(const char *text)
     return ms > 0 ? ms : 1;
 }
 
-enum { S_OPT_KEEP = 256, S_OPT_JSON, S_OPT_RESULT_TIMEOUT, S_OPT_PREFETCH, S_OPT_HEARTBEAT };
+enum {
+    S_OPT_KEEP = 256,
+    S_OPT_JSON,
+    S_OPT_RESULT_TIMEOUT,
+    S_OPT_PREFETCH,
+    S_OPT_HEARTBEAT,
+    /* worker operations (s_apply_ops_opt) */
+    S_OPT_MAX_JOBS,
+    S_OPT_MAX_MEM,
+    S_OPT_FORK_PER_JOB,
+    S_OPT_SOFT_LIMIT,
+    S_OPT_LIMIT_MEM,
+    S_OPT_LIMIT_CPU,
+    S_OPT_LIMIT_FILES,
+    S_OPT_SHUTDOWN_TIMEOUT,
+    S_OPT_JOBLOG,
+    S_OPT_RESUME,
+    S_OPT_RESUME_FAILED
+};
 
 static const struct option s_long_opts[] = {
     {"procs", required_argument, NULL, 'p'},
@@ -121,8 +159,73 @@ static const struct option s_long_opts[] = {
     {"queue", required_argument, NULL, 'q'},
     {"prefetch", required_argument, NULL, S_OPT_PREFETCH},
     {"heartbeat", required_argument, NULL, S_OPT_HEARTBEAT},
+    {"time-limit", required_argument, NULL, 'T'},
+    {"max-jobs-per-child", required_argument, NULL, S_OPT_MAX_JOBS},
+    {"max-memory-per-child", required_argument, NULL, S_OPT_MAX_MEM},
+    {"fork-per-job", no_argument, NULL, S_OPT_FORK_PER_JOB},
+    {"soft-time-limit", required_argument, NULL, S_OPT_SOFT_LIMIT},
+    {"limit-mem", required_argument, NULL, S_OPT_LIMIT_MEM},
+    {"limit-cpu", required_argument, NULL, S_OPT_LIMIT_CPU},
+    {"limit-files", required_argument, NULL, S_OPT_LIMIT_FILES},
+    {"shutdown-timeout", required_argument, NULL, S_OPT_SHUTDOWN_TIMEOUT},
+    {"joblog", required_argument, NULL, S_OPT_JOBLOG},
+    {"resume", no_argument, NULL, S_OPT_RESUME},
+    {"resume-failed", no_argument, NULL, S_OPT_RESUME_FAILED},
     {NULL, 0, NULL, 0},
 };
+
+/* The options every `allowed` list of run and worker accepts. */
+#define S_OPS_OPTS                                                                                 \
+    " time-limit max-jobs-per-child max-memory-per-child fork-per-job soft-time-limit "            \
+    "limit-mem limit-cpu limit-files shutdown-timeout "
+
+/* Applies a worker-operations option (docs/WORKERS.md); returns 0 or a usage
+ * error's code. */
+static int
+s_apply_ops_opt(const char *cmd, int c, const char *arg, s_opts_t *o)
+{
+    char *end;
+    errno = 0;
+    long long v = arg ? strtoll(arg, &end, 10) : 0;
+    int bad_count = arg && (errno || end == arg || *end || v < 1 || v > UINT32_MAX);
+    int64_t ms = arg ? s_parse_seconds(arg) : 0;
+    switch (c) {
+    case S_OPT_FORK_PER_JOB:
+        o->pool.fork_per_job = 1;
+        return 0;
+    case S_OPT_JOBLOG:
+        o->joblog = arg;
+        return 0;
+    case S_OPT_RESUME:
+    case S_OPT_RESUME_FAILED:
+        o->resume = c == S_OPT_RESUME ? 1 : 2;
+        return 0;
+    case S_OPT_SOFT_LIMIT:
+    case S_OPT_SHUTDOWN_TIMEOUT:
+        if (ms < 0 || ms > UINT32_MAX)
+            return jobq_cli_usage_error(cmd, "a time is a number of seconds > 0, not '%s'", arg);
+        if (c == S_OPT_SOFT_LIMIT)
+            o->pool.soft_time_limit_ms = (uint32_t)ms;
+        else
+            o->shutdown_timeout_ms = ms;
+        return 0;
+    default:
+        break;
+    }
+    if (bad_count)
+        return jobq_cli_usage_error(cmd, "'%s' is not a whole number from 1 to 4294967295", arg);
+    if (c == S_OPT_MAX_JOBS)
+        o->pool.max_jobs_per_child = (uint32_t)v;
+    else if (c == S_OPT_MAX_MEM)
+        o->pool.max_memory_per_child_mb = (uint32_t)v;
+    else if (c == S_OPT_LIMIT_MEM)
+        o->pool.limit_mem_mb = (uint32_t)v;
+    else if (c == S_OPT_LIMIT_CPU)
+        o->pool.limit_cpu_s = (uint32_t)v;
+    else
+        o->pool.limit_files = (uint32_t)v;
+    return 0;
+}
 
 /* Applies one of the broker worker's options; returns 0 or a usage error's code. */
 static int
@@ -200,6 +303,8 @@ s_apply_opt(const char *cmd, int c, const char *arg, s_opts_t *o)
         o->json = 1;
         return 0;
     default:
+        if (c >= S_OPT_MAX_JOBS && c <= S_OPT_RESUME_FAILED)
+            return s_apply_ops_opt(cmd, c, arg, o);
         return jobq_cli_usage_error(cmd, "unknown option");
     }
 }
@@ -233,6 +338,11 @@ s_parse(int argc, char **argv, const char *allowed, s_opts_t *o, int *first)
         return jobq_cli_usage_error(cmd, "give --procs or --threads, not both");
     if ((o->pool.exec != NULL) == (o->pool.builtin != NULL))
         return jobq_cli_usage_error(cmd, "give exactly one of --exec CMD or --builtin NAME");
+    if (o->resume && !o->joblog)
+        return jobq_cli_usage_error(cmd, "--resume and --resume-failed need --joblog FILE");
+    if (o->pool.soft_time_limit_ms && o->pool.time_limit_ms &&
+        o->pool.soft_time_limit_ms >= o->pool.time_limit_ms)
+        return jobq_cli_usage_error(cmd, "--soft-time-limit must be below --time-limit");
     if (o->pool.builtin) {
         handler_t *h = handler_new_builtin(o->pool.builtin);
         if (!h)
@@ -272,6 +382,14 @@ typedef struct s_run {
     uint8_t prefix[8];      /* the first half of every job id of this run */
     atomic_llong submitted; /* jobs put (or answered by a synthetic result) */
     atomic_int producer_done;
+    long long next_seq; /* producer thread: the next input's sequence number */
+    /* --joblog: the log, what --resume skips, and each input (for its line) */
+    joblog_t *jl;
+    joblog_index_t *ix;
+    long long skipped;
+    pthread_mutex_t in_mu; /* guards in, in_len, in_cap */
+    char **in;
+    size_t *in_len, in_cap;
     /* main thread only */
     long long received;
     long long next_print; /* --keep-order: the next sequence number to print */
@@ -319,12 +437,56 @@ s_put_refusal(s_run_t *r, const jobq_id_t *id, int rc)
         ;
 }
 
+/* --joblog: keeps input seq's bytes for its log line. */
+static void
+s_keep_input(s_run_t *r, long long seq, const char *data, size_t len)
+{
+    pthread_mutex_lock(&r->in_mu);
+    if ((size_t)seq >= r->in_cap) {
+        size_t cap = r->in_cap ? r->in_cap * 2 : 1024;
+        while (cap <= (size_t)seq)
+            cap *= 2;
+        r->in = jobq_realloc(r->in, cap * sizeof *r->in);
+        r->in_len = jobq_realloc(r->in_len, cap * sizeof *r->in_len);
+        memset(r->in + r->in_cap, 0, (cap - r->in_cap) * sizeof *r->in);
+        r->in_cap = cap;
+    }
+    r->in[seq] = jobq_memdup(data, len + 1);
+    r->in_len[seq] = len;
+    pthread_mutex_unlock(&r->in_mu);
+}
+
+/* --joblog: writes the line of a result and forgets its input. */
+static void
+s_log_result(s_run_t *r, const jobq_result_t *res, long long seq)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t end_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    pthread_mutex_lock(&r->in_mu);
+    char *in = (size_t)seq < r->in_cap ? r->in[seq] : NULL;
+    size_t len = in ? r->in_len[seq] : 0;
+    if (in)
+        r->in[seq] = NULL;
+    pthread_mutex_unlock(&r->in_mu);
+    if (joblog_write(r->jl, seq + 1, end_ms - (int64_t)(res->duration_us / 1000), res, in ? in : "",
+                     len) != 0)
+        fprintf(stderr, "jobq run: cannot write the job log: %s\n", strerror(errno));
+    jobq_free(in);
+}
+
 static void
 s_submit_one(s_run_t *r, const char *data, size_t len)
 {
     jobq_job_t job;
     jobq_job_init(&job);
-    long long seq = atomic_load(&r->submitted);
+    long long seq = r->next_seq++;
+    if (r->ix && joblog_index_skip(r->ix, seq + 1, data, len, r->o.resume == 1)) {
+        r->skipped++; /* --resume: done in an earlier run */
+        return;
+    }
+    if (r->jl)
+        s_keep_input(r, seq, data, len);
     s_make_id(r, seq, &job.id);
     job.payload = data;
     job.payload_len = (uint32_t)(len > UINT32_MAX ? UINT32_MAX : len);
@@ -337,7 +499,7 @@ s_submit_one(s_run_t *r, const char *data, size_t len)
         return; /* stopping */
     if (rc != JOBQ_OK)
         s_put_refusal(r, &job.id, rc);
-    atomic_store(&r->submitted, seq + 1);
+    atomic_store(&r->submitted, atomic_load(&r->submitted) + 1);
 }
 
 static void
@@ -448,6 +610,8 @@ s_on_result(s_run_t *r, const jobq_result_t *res)
     r->received++;
     if (res->status != JOBQ_STATUS_DONE)
         r->any_failed = 1;
+    if (r->jl)
+        s_log_result(r, res, seq);
     if (!r->o.keep_order) {
         s_print_result(r, res, seq);
         return;
@@ -514,6 +678,43 @@ s_run_free(s_run_t *r)
         jobq_free(r->pending[i]);
     jobq_free(r->pending);
     jobq_free(r->seen);
+    for (size_t i = 0; i < r->in_cap; i++)
+        jobq_free(r->in[i]);
+    jobq_free(r->in);
+    jobq_free(r->in_len);
+    joblog_close(&r->jl);
+    joblog_index_free(r->ix);
+    pthread_mutex_destroy(&r->in_mu);
+}
+
+/* Waits for the pool to end, turning a warm stop cold once --shutdown-timeout
+ * has passed since the first SIGTERM/SIGINT. */
+static int
+s_wait_pool(jobq_pool_t *pool, int64_t shutdown_timeout_ms, jobq_pool_report_t *rep)
+{
+    int64_t warm_since = 0;
+    for (;;) {
+        int rc = jobq_pool_wait(pool, 100, rep);
+        if (rc != JOBQ_ETIMEDOUT)
+            return rc;
+        if (s_signals && !warm_since)
+            warm_since = jobq_now_ms();
+        if (warm_since && shutdown_timeout_ms > 0 &&
+            jobq_now_ms() - warm_since >= shutdown_timeout_ms && s_signals < 2) {
+            fprintf(stderr, "jobq: shutdown timeout: stopping now (cold)\n");
+            s_signals = 2;
+            jobq_pool_stop(pool, 1);
+        }
+    }
+}
+
+/* Quiet stage: the workers have ended; stay up until SIGTERM/SIGINT. */
+static void
+s_stay_quiet(void)
+{
+    struct timespec ts = {0, 50L * 1000 * 1000};
+    while (s_quiet && !s_signals)
+        nanosleep(&ts, NULL);
 }
 
 /* Ends the pool: one sentinel per worker (unless stopping), then the report. */
@@ -525,7 +726,7 @@ s_finish_pool(s_run_t *r, jobq_pool_t *pool, jobq_pool_report_t *rep)
             ;
     if (s_signals)
         jobq_pool_stop(pool, s_signals >= 2);
-    return jobq_pool_wait(pool, -1, rep);
+    return s_wait_pool(pool, r->o.shutdown_timeout_ms, rep);
 }
 
 static int
@@ -559,6 +760,9 @@ s_run(s_run_t *r)
     s_print_report(stderr, &rep, r->o.json);
     s_sig_pool = NULL;
     jobq_pool_destroy(&pool);
+    if (r->skipped && !r->o.json) /* read after the producer thread was joined */
+        fprintf(stderr, "jobq run: %lld input(s) skipped: already in %s\n", r->skipped,
+                r->o.joblog);
     int incomplete = r->received < atomic_load(&r->submitted) || s_signals || r->broken;
     if (incomplete)
         fprintf(stderr, "jobq run: stopped: %lld of %lld jobs have a result\n", r->received,
@@ -572,10 +776,22 @@ run_main(int argc, char **argv)
     s_run_t r;
     int first;
     memset(&r, 0, sizeof r);
-    int rc =
-        s_parse(argc, argv, "procs threads exec builtin timeout keep-order json", &r.o, &first);
+    pthread_mutex_init(&r.in_mu, NULL);
+    int rc = s_parse(argc, argv,
+                     "procs threads exec builtin timeout keep-order json joblog resume "
+                     "resume-failed" S_OPS_OPTS,
+                     &r.o, &first);
     if (rc)
         return rc;
+    if (r.o.resume && !(r.ix = joblog_index_load(r.o.joblog))) {
+        fprintf(stderr, "jobq run: cannot read the job log %s: %s\n", r.o.joblog, strerror(errno));
+        return JOBQ_EXIT_FAIL;
+    }
+    if (r.o.joblog && !(r.jl = joblog_open(r.o.joblog))) {
+        fprintf(stderr, "jobq run: cannot open the job log %s: %s\n", r.o.joblog, strerror(errno));
+        joblog_index_free(r.ix);
+        return JOBQ_EXIT_FAIL;
+    }
     if (first < argc) {
         r.args = argv + first;
         r.nargs = argc - first;
@@ -629,7 +845,7 @@ worker_main(int argc, char **argv)
     char def[JOBQ_URL_MAX];
     int rc = s_parse(argc, argv,
                      "procs threads exec builtin timeout url json result-timeout queue prefetch "
-                     "heartbeat",
+                     "heartbeat" S_OPS_OPTS,
                      &o, &first);
     if (rc)
         return rc;
@@ -657,7 +873,8 @@ worker_main(int argc, char **argv)
     }
     s_install_signals(pool);
     jobq_pool_report_t rep;
-    jobq_pool_wait(pool, -1, &rep);
+    s_wait_pool(pool, o.shutdown_timeout_ms, &rep);
+    s_stay_quiet();
     s_sig_pool = NULL;
     s_print_report(stdout, &rep, o.json);
     jobq_pool_destroy(&pool);

@@ -101,6 +101,21 @@ typedef struct jobq_pool_opts {
                                   written by `jobq keygen` (NAME.key, mode 0600); NULL = no
                                   CURVE. The path is copied; the file is read at each connect */
     const char *curve_server;  /* CURVE: the broker's public key file (NAME.pub); copied */
+
+    /* Worker operations (docs/WORKERS.md); zero = off. */
+    uint32_t max_jobs_per_child;      /* forked pools: a child that ran this many attempts
+                                         finishes, reports and is replaced at once */
+    uint32_t max_memory_per_child_mb; /* forked pools: the same once its RSS after a job
+                                         reaches this many MiB */
+    int fork_per_job;                 /* run each C or built-in handler call in a fresh child of
+                                         the worker (a crash or leak cannot touch the next job);
+                                         a hard time limit then SIGKILLs that child: TIMEDOUT */
+    uint32_t soft_time_limit_ms;      /* per attempt, below the hard one (time_limit_ms): --exec
+                                         gets SIGTERM on its process group then SIGKILL at the
+                                         hard limit; C handlers see jobq_job_soft_expired() */
+    uint32_t limit_mem_mb;            /* --exec: RLIMIT_AS of each command, MiB */
+    uint32_t limit_cpu_s;             /* --exec: RLIMIT_CPU (SIGXCPU, then SIGKILL 1 s later) */
+    uint32_t limit_files;             /* --exec: RLIMIT_NOFILE */
 } jobq_pool_opts_t;
 
 /* The pool's report, summed over every worker that ever ran. */
@@ -120,6 +135,8 @@ typedef struct jobq_pool_report {
     uint32_t restarts;        /* worker processes started again after a death */
     uint64_t stale;           /* broker only: results refused because the worker had lost
                                  the job's lease (expired, or the broker forgot it) */
+    uint32_t recycled;        /* worker processes replaced after max_jobs_per_child or
+                                 max_memory_per_child_mb (not counted in restarts) */
 } jobq_pool_report_t;
 
 /* Fills opts with the defaults: no queue, no handler, a forked pool of one
@@ -143,8 +160,11 @@ int jobq_pool_start(jobq_pool_t *pool);
 
 /* Asks the pool to stop; async-signal-safe (sets an atomic flag and writes one
  * byte to a pipe). immediate = 0: workers finish their current job and take no
- * other; immediate != 0: forked workers are SIGKILLed at once and their held
- * items handed back. A request never weakens an earlier one. */
+ * other; immediate != 0: forked workers of a local queue are SIGKILLed at once
+ * and their held items handed back; forked broker workers hand their jobs back
+ * (DISCONNECT: prefetched ones at no cost, the running one as a crashed
+ * attempt) and exit, and are SIGKILLed if still there 2 s later. A request
+ * never weakens an earlier one. */
 void jobq_pool_stop(jobq_pool_t *pool, int immediate);
 
 /* Waits up to timeout_ms (negative = forever) for every worker to end

@@ -33,6 +33,14 @@ void jobq_output_set_error(jobq_output_t *out, const char *text);
  * Returns 0 for done, > 0 for failed (the exit code to report). */
 typedef int (*jobq_handler_fn)(const jobq_job_t *job, jobq_output_t *out, void *arg);
 
+/* Returns 1 once the running attempt has passed its soft time limit (pool
+ * option soft_time_limit_ms, `--soft-time-limit`), else 0. A long handler
+ * polls it and wraps up: whatever it then returns, the attempt is reported
+ * TIMEDOUT with "soft time limit of N ms reached" and its output kept. Only
+ * meaningful inside a handler call, on the thread that runs it; no signal is
+ * involved. The hard limit is not cooperative (docs/WORKERS.md). */
+int jobq_job_soft_expired(void);
+
 /* Creates an output buffer holding at most limit bytes (0 = JOBQ_PAYLOAD_MAX).
  * Caller owns it: free with jobq_output_destroy. */
 jobq_output_t *jobq_output_new(size_t limit);
