@@ -39,8 +39,9 @@ enum {
 };
 
 /* Fixed parts of the bodies (bytes), before the variable fields. */
-#define JRN_SUBMIT_FIXED 64u /* id16 sub8 ready8 prio4 ttr4 max4 att4 used4 st1 ql1 ul1 0 plen4 backoff4 */
-#define JRN_STATE_FIXED 36u  /* id16 ready8 att4 used4 st1 0 0 0 */
+#define JRN_SUBMIT_FIXED                                                                           \
+    64u /* id16 sub8 ready8 prio4 ttr4 max4 att4 used4 st1 ql1 ul1 0 plen4 backoff4 */
+#define JRN_STATE_FIXED 36u /* id16 ready8 att4 used4 st1 0 0 0 */
 #define JRN_RESULT_FIXED                                                                           \
     72u /* id16 sub8 fin8 dur8 exit4 sig4 att4 st1 last1 ql1 ul1 del1 000 olen4 elen4 */
 #define JRN_DELETE_LEN 24u /* id16 wall8 */

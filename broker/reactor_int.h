@@ -185,9 +185,9 @@ struct reactor {
     wire_lease_t *leasebuf; /* scratch for DELIVER: what to hand back on failure */
     jobq_job_t *jobbuf;     /* scratch for DELIVER: the jobs as sent */
     core_name_t qwindow[CORE_RESERVE_QUEUES_MAX]; /* scratch: a window of r->allq */
-    struct rx_sec *sec; /* CURVE, ZAP and principals (reactor_sec.c); never NULL once built */
-    struct journal *jrn;                          /* NULL: memory only */
-    rx_held_t held;                               /* SUBMIT_OKs waiting for the journal */
+    struct rx_sec *sec;  /* CURVE, ZAP and principals (reactor_sec.c); never NULL once built */
+    struct journal *jrn; /* NULL: memory only */
+    rx_held_t held;      /* SUBMIT_OKs waiting for the journal */
 };
 
 /* ---- reactor.c ----------------------------------------------------------- */
