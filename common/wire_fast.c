@@ -189,8 +189,11 @@ wire_dec_result_fast_(const msgpack_object *o, jobq_result_t *r)
  * fails with the exact error text; the bytes written are the same either
  * way (test_wire and fuzz_frame compare them). */
 
-/* Appends a key given as a fixstr (the key's bytes with their header). */
+/* Appends a key given as a fixstr (the key's bytes with their header, the
+ * header in octal: "\242id" is fixstr(2) "id"). */
 #define S_KEY(pk, lit) mpack_body((pk), (lit), sizeof(lit) - 1)
+/* Appends a key and its value, written by mpack_KIND(pk, args...). */
+#define S_KV(pk, lit, kind, ...) (S_KEY(pk, lit), mpack_##kind((pk), __VA_ARGS__))
 
 /* A slice that the generic check accepts: within max, not NULL when set. */
 static int
@@ -220,47 +223,25 @@ wire_enc_job_fast_(wire_buf_t *pk, const jobq_job_t *j, const void **qok, uint32
                  (j->max_attempts != JOBQ_ATTEMPTS_DEFAULT) + (j->attempt != 0) +
                  (j->unique_len > 0) + (j->backoff_ms != 0);
     mpack_map(pk, n);
-    if (id) {
-        S_KEY(pk, "\xa2id");
-        mpack_bin(pk, j->id.b, sizeof j->id.b);
-    }
-    S_KEY(pk, "\xa1q");
-    mpack_str(pk, j->queue, j->queue_len);
-    if (j->payload_len) {
-        S_KEY(pk, "\xa1p");
-        mpack_bin(pk, j->payload, j->payload_len);
-    }
-    if (j->priority != JOBQ_PRIORITY_DEFAULT) {
-        S_KEY(pk, "\xa3pri");
-        mpack_uint(pk, j->priority);
-    }
-    if (j->delay_ms) {
-        S_KEY(pk, "\xa5"
-                  "delay");
-        mpack_uint(pk, j->delay_ms);
-    }
-    if (j->ttr_ms != JOBQ_TTR_DEFAULT_MS) {
-        S_KEY(pk, "\xa3ttr");
-        mpack_uint(pk, j->ttr_ms);
-    }
-    if (j->max_attempts != JOBQ_ATTEMPTS_DEFAULT) {
-        S_KEY(pk, "\xa3max");
-        mpack_uint(pk, j->max_attempts);
-    }
-    if (j->attempt) {
-        S_KEY(pk, "\xa3"
-                  "att");
-        mpack_uint(pk, j->attempt);
-    }
-    if (j->unique_len) {
-        S_KEY(pk, "\xa4uniq");
-        mpack_str(pk, j->unique, j->unique_len);
-    }
-    if (j->backoff_ms) {
-        S_KEY(pk, "\xa2"
-                  "bo");
-        mpack_uint(pk, j->backoff_ms);
-    }
+    if (id)
+        S_KV(pk, "\242id", bin, j->id.b, sizeof j->id.b);
+    S_KV(pk, "\241q", str, j->queue, j->queue_len);
+    if (j->payload_len)
+        S_KV(pk, "\241p", bin, j->payload, j->payload_len);
+    if (j->priority != JOBQ_PRIORITY_DEFAULT)
+        S_KV(pk, "\243pri", uint, j->priority);
+    if (j->delay_ms)
+        S_KV(pk, "\245delay", uint, j->delay_ms);
+    if (j->ttr_ms != JOBQ_TTR_DEFAULT_MS)
+        S_KV(pk, "\243ttr", uint, j->ttr_ms);
+    if (j->max_attempts != JOBQ_ATTEMPTS_DEFAULT)
+        S_KV(pk, "\243max", uint, j->max_attempts);
+    if (j->attempt)
+        S_KV(pk, "\243att", uint, j->attempt);
+    if (j->unique_len)
+        S_KV(pk, "\244uniq", str, j->unique, j->unique_len);
+    if (j->backoff_ms)
+        S_KV(pk, "\242bo", uint, j->backoff_ms);
     return 1;
 }
 
@@ -275,35 +256,18 @@ wire_enc_result_fast_(wire_buf_t *pk, const jobq_result_t *r)
     unsigned n = 3 + (r->exit_code != 0) + (r->signal != 0) + (r->duration_us != 0) +
                  (r->output_len > 0) + (r->error_len > 0);
     mpack_map(pk, n);
-    S_KEY(pk, "\xa2id");
-    mpack_bin(pk, r->id.b, sizeof r->id.b);
-    S_KEY(pk, "\xa3"
-              "att");
-    mpack_uint(pk, r->attempt);
-    S_KEY(pk, "\xa2st");
-    mpack_uint(pk, (uint64_t)r->status);
-    if (r->exit_code) {
-        S_KEY(pk, "\xa4"
-                  "exit");
-        mpack_int(pk, r->exit_code);
-    }
-    if (r->signal) {
-        S_KEY(pk, "\xa3sig");
-        mpack_int(pk, r->signal);
-    }
-    if (r->duration_us) {
-        S_KEY(pk, "\xa3"
-                  "dur");
-        mpack_uint(pk, r->duration_us);
-    }
-    if (r->output_len) {
-        S_KEY(pk, "\xa3out");
-        mpack_bin(pk, r->output, r->output_len);
-    }
-    if (r->error_len) {
-        S_KEY(pk, "\xa3"
-                  "err");
-        mpack_str(pk, r->error, r->error_len);
-    }
+    S_KV(pk, "\242id", bin, r->id.b, sizeof r->id.b);
+    S_KV(pk, "\243att", uint, r->attempt);
+    S_KV(pk, "\242st", uint, (uint64_t)r->status);
+    if (r->exit_code)
+        S_KV(pk, "\244exit", int, r->exit_code);
+    if (r->signal)
+        S_KV(pk, "\243sig", int, r->signal);
+    if (r->duration_us)
+        S_KV(pk, "\243dur", uint, r->duration_us);
+    if (r->output_len)
+        S_KV(pk, "\243out", bin, r->output, r->output_len);
+    if (r->error_len)
+        S_KV(pk, "\243err", str, r->error, r->error_len);
     return 1;
 }
