@@ -123,7 +123,7 @@ s_job_unlink(core_t *c, core_job_t *j)
         core_heap_remove(&c->leases, l->heap_pos);
         core_held_remove_(l->worker, l);
         j->u.submitter = l->submitter;
-        jobq_free(l);
+        core_block_put_(c, l, sizeof *l);
         q->nreserved--;
         break;
     }
@@ -185,7 +185,7 @@ s_job_reserve(core_t *c, core_job_t *j, core_worker_t *w)
 {
     JOBQ_ASSERT(j->state == JOBQ_STATE_READY && j->attempt < CORE_ATTEMPTS_MAX);
     s_job_unlink(c, j);
-    core_lease_t *l = jobq_malloc(sizeof *l);
+    core_lease_t *l = core_block_get_(c, sizeof *l);
     l->job = j;
     l->worker = w;
     l->submitter = j->u.submitter;
@@ -200,6 +200,14 @@ s_job_reserve(core_t *c, core_job_t *j, core_worker_t *w)
     w->delivered++;
     if (c->hook)
         core_hook_job_(c, CORE_CH_STATE, j);
+}
+
+/* The bytes of a job block: the header, payload, unique key and, when the job
+ * has its own backoff, its 4 bytes. */
+static size_t
+s_job_size(uint32_t payload_len, uint32_t unique_len, int has_backoff)
+{
+    return sizeof(core_job_t) + payload_len + unique_len + (has_backoff ? sizeof(uint32_t) : 0);
 }
 
 /* Frees job j once it has left every structure; its unique key passes to
@@ -219,7 +227,7 @@ s_job_free(core_t *c, core_job_t *j, core_result_t *res)
     }
     q->bytes -= core_job_bytes_(j);
     c->bytes -= core_job_bytes_(j);
-    jobq_free(j);
+    core_block_put_(c, j, s_job_size(j->payload_len, j->unique_len, j->has_backoff));
 }
 
 /* RESERVED -> DONE: the result is stored and announced, the job freed. */
@@ -434,8 +442,8 @@ static core_job_t *
 s_job_new(core_t *c, core_queue_t *q, const jobq_job_t *job, const jobq_id_t *id,
           uint64_t submitter)
 {
-    size_t extra = job->backoff_ms ? sizeof job->backoff_ms : 0;
-    core_job_t *j = jobq_malloc(sizeof *j + job->payload_len + job->unique_len + extra);
+    core_job_t *j =
+        core_block_get_(c, s_job_size(job->payload_len, job->unique_len, job->backoff_ms != 0));
     memset(j, 0, sizeof *j);
     j->id = *id;
     j->u.submitter = submitter;
@@ -451,9 +459,10 @@ s_job_new(core_t *c, core_queue_t *q, const jobq_job_t *job, const jobq_id_t *id
         memcpy(j->data, job->payload, job->payload_len);
     if (job->unique_len)
         memcpy(j->data + job->payload_len, job->unique, job->unique_len);
-    if (extra) {
+    if (job->backoff_ms) {
         j->has_backoff = 1;
-        memcpy(j->data + job->payload_len + job->unique_len, &job->backoff_ms, extra);
+        memcpy(j->data + job->payload_len + job->unique_len, &job->backoff_ms,
+               sizeof job->backoff_ms);
     }
     core_tab_insert(&c->jobs, core_id_hash_(c, id), j);
     if (job->unique_len) {

@@ -393,6 +393,62 @@ core_held_remove_(core_worker_t *w, core_lease_t *l)
     last->held_pos = l->held_pos;
 }
 
+/* ---- block cache ------------------------------------------------------------ */
+
+/* Size class k holds blocks of S_CLASS_BYTES(k) bytes: glibc's malloc hands
+ * out chunks in 16-byte steps with 8 bytes of header, so asking for 16k + 8
+ * bytes costs no more memory than asking for any n in its class (W3 counts
+ * bytes per queued job). */
+#define S_CLASS_BYTES(k) (16u * (size_t)(k) + 8u)
+
+/* Size class of an n-byte block, or -1 when it is not cached. */
+static int
+s_class(size_t n)
+{
+    if (n == 0 || n > S_CLASS_BYTES(CORE_CACHE_CLASSES - 1))
+        return -1;
+    return n <= 24 ? 1 : (int)((n - 8 + 15) / 16u);
+}
+
+void *
+core_block_get_(core_t *c, size_t n)
+{
+    int k = s_class(n);
+    if (k < 0 || !c->cache[k])
+        return jobq_malloc(k < 0 ? n : S_CLASS_BYTES(k));
+    void *p = c->cache[k];
+    memcpy(&c->cache[k], p, sizeof(void *));
+    c->ncache[k]--;
+    return p;
+}
+
+void
+core_block_put_(core_t *c, void *p, size_t n)
+{
+    int k = s_class(n);
+    if (k < 0 || c->ncache[k] >= CORE_CACHE_KEEP) {
+        jobq_free(p);
+        return;
+    }
+    memcpy(p, &c->cache[k], sizeof(void *));
+    c->cache[k] = p;
+    c->ncache[k]++;
+}
+
+/* Frees every cached block. */
+static void
+s_cache_free(core_t *c)
+{
+    for (int k = 0; k < (int)CORE_CACHE_CLASSES; k++) {
+        while (c->cache[k]) {
+            void *p = c->cache[k];
+            memcpy(&c->cache[k], p, sizeof(void *));
+            jobq_free(p);
+        }
+        c->ncache[k] = 0;
+    }
+}
+
 /* ---- results -------------------------------------------------------------- */
 
 /* Builds the result of job j (output kept only for DONE) and indexes it by id. */
@@ -401,7 +457,7 @@ core_result_new_(core_t *c, const core_job_t *j, jobq_status status, const core_
                  uint64_t submitter)
 {
     uint32_t out_len = status == JOBQ_STATUS_DONE ? o->output_len : 0;
-    core_result_t *r = jobq_malloc(sizeof *r + out_len + o->error_len + j->unique_len);
+    core_result_t *r = core_block_get_(c, sizeof *r + out_len + o->error_len + j->unique_len);
     memset(r, 0, sizeof *r);
     r->id = j->id;
     r->submitter = submitter;
@@ -453,7 +509,7 @@ core_result_drop_(core_t *c, core_result_t *r)
         core_ukey_t k = {r->queue, r->unique_len, core_result_unique_(r)};
         core_tab_remove(&c->uniques, core_ukey_hash_(c, &k), (void *)((uintptr_t)r | 1u));
     }
-    jobq_free(r);
+    core_block_put_(c, r, sizeof *r + r->output_len + r->error_len + r->unique_len);
 }
 
 /* Drops the oldest retained results while over a retention bound. The ones
@@ -597,6 +653,7 @@ core_destroy(core_t **self_p)
     jobq_free(c->workers);
     jobq_free(c->paused);
     jobq_free(c->events);
+    s_cache_free(c);
     jobq_free(c);
     *self_p = NULL;
 }
