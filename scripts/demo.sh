@@ -7,6 +7,8 @@
 #   3. the broker: `jobq broker` on an ipc:// socket, two worker pools (one
 #      running a built-in, one a shell command per job), a batch submitted with
 #      --wait, stats, the sentinel to every worker, their reports, broker stop
+#   5. the journal: jobs accepted by a broker with --journal survive a SIGKILL
+#      of the broker and run after its restart
 # Each step prints its results and the pool's final report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,6 +59,36 @@ P2=$!
 wait "$P1" "$P2"
 echo "-- pool reports:"
 cat "$D/pool1" "$D/pool2"
+kill -TERM "$BPID"
+wait "$BPID"
+rm -rf "$D"
+
+echo
+echo "== 5. the journal: a broker killed with SIGKILL loses no accepted job"
+D=$(mktemp -d "${TMPDIR:-/tmp}/jobq-demo.XXXXXX")
+B="ipc://$D/broker.sock"
+start_broker() {
+    rm -f "$D/ready"
+    "$JOBQ" broker --listen "$B" --journal "$D/journal" --fsync always --ready-file "$D/ready" \
+        2>>"$D/broker.log" &
+    BPID=$!
+    for _ in $(seq 100); do [ -s "$D/ready" ] && break; sleep 0.05; done
+}
+start_broker
+IDS=$("$JOBQ" submit -u "$B" -q later "kept on disk" "through a crash" "and run after it")
+echo "accepted (no worker yet): $(echo $IDS | wc -w) jobs; now kill -9 the broker"
+kill -KILL "$BPID"
+wait "$BPID" 2>/dev/null || true
+start_broker
+"$JOBQ" stats -u "$B" | sed -n '/^QUEUE/,/^$/p'
+"$JOBQ" worker -u "$B" -q later --procs 1 --builtin upper >"$D/pool" 2>&1 &
+P1=$!
+# shellcheck disable=SC2086
+"$JOBQ" wait -u "$B" --timeout 30 $IDS
+"$JOBQ" stop-workers -u "$B"
+wait "$P1"
+echo "-- pool report:"
+cat "$D/pool"
 kill -TERM "$BPID"
 wait "$BPID"
 rm -rf "$D"
