@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # scripts/demo.sh: jobq's main job on a fresh machine. Installs what is
 # missing, builds, then:
-#   1. `jobq run`: a batch of jobs through a pool of forked workers, no broker
-#   2. a named shm:// queue served by a separate `jobq worker` pool, fed by
+#   1-2. `jobq run`: batches of jobs through a pool of forked workers, no broker
+#   3. a named shm:// queue served by a separate `jobq worker` pool, fed by
 #      `jobq submit --wait`, stopped with sentinels (`jobq stop-workers`)
-#   3. the broker: `jobq broker` on an ipc:// socket, two worker pools (one
+#   4. the broker: `jobq broker` on an ipc:// socket, two worker pools (one
 #      running a built-in, one a shell command per job), a batch submitted with
 #      --wait, stats, the sentinel to every worker, their reports, broker stop
 #   5. the journal: jobs accepted by a broker with --journal survive a SIGKILL
