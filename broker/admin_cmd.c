@@ -452,25 +452,29 @@ static void
 s_print_tables(const s_json_t *j)
 {
     uint32_t qs = s_get(j, 0, "queues"), ws = s_get(j, 0, "workers");
-    printf("\n%-24s %9s %8s %8s %7s %10s %8s %10s %6s\n", "QUEUE", "READY", "DELAYED", "RESERVED",
-           "DEAD", "DONE", "FAILED", "SUBMITTED", "PAUSED");
+    printf("\n%-24s %9s %8s %8s %7s %10s %8s %10s %6s %9s %9s\n", "QUEUE", "READY", "DELAYED",
+           "RESERVED", "DEAD", "DONE", "FAILED", "SUBMITTED", "PAUSED", "IN/S", "OUT/S");
     for (uint32_t q = qs + 1; qs && q < j->n[qs].end; q = j->n[q].end) {
         uint32_t nm = s_get(j, q, "name");
-        printf("%-24.*s %9.0f %8.0f %8.0f %7.0f %10.0f %8.0f %10.0f %6s\n", (int)j->n[nm].vlen,
-               j->n[nm].v, s_num_at(j, q, "ready"), s_num_at(j, q, "delayed"),
+        printf("%-24.*s %9.0f %8.0f %8.0f %7.0f %10.0f %8.0f %10.0f %6s %9.1f %9.1f\n",
+               (int)j->n[nm].vlen, j->n[nm].v, s_num_at(j, q, "ready"), s_num_at(j, q, "delayed"),
                s_num_at(j, q, "reserved"), s_num_at(j, q, "dead"), s_num_at(j, q, "done"),
-               s_num_at(j, q, "failed"), s_num_at(j, q, "submitted"), s_yes(j, q, "paused"));
+               s_num_at(j, q, "failed"), s_num_at(j, q, "submitted"), s_yes(j, q, "paused"),
+               s_num_at(j, q, "submitted_per_s"), s_num_at(j, q, "completed_per_s"));
     }
-    printf("\n%-14s %-16s %7s %6s %9s %7s %10s %9s %s\n", "WORKER", "NAME", "CREDIT", "HELD",
-           "DONE", "FAILED", "HEARD (ms)", "STOPPING", "PRINCIPAL");
+    printf("\n%-14s %-16s %7s %6s %9s %7s %10s %9s %-10s %-21s %s\n", "WORKER", "NAME", "CREDIT",
+           "HELD", "DONE", "FAILED", "HEARD (ms)", "STOPPING", "PRINCIPAL", "ADDRESS", "JOB");
     for (uint32_t w = ws + 1; ws && w < j->n[ws].end; w = j->n[w].end) {
         uint32_t id = s_get(j, w, "id"), nm = s_get(j, w, "name"), pr = s_get(j, w, "principal");
-        printf("%-14.*s %-16.*s %7.0f %6.0f %9.0f %7.0f %10.0f %9s %.*s\n", (int)j->n[id].vlen,
-               j->n[id].v, (int)j->n[nm].vlen, j->n[nm].v, s_num_at(j, w, "credit"),
-               s_num_at(j, w, "held"), s_num_at(j, w, "done"), s_num_at(j, w, "failed"),
-               s_num_at(j, w, "last_heard_ms"), s_yes(j, w, "stopping"),
-               pr && j->n[pr].vlen ? (int)j->n[pr].vlen : 1,
-               pr && j->n[pr].vlen ? j->n[pr].v : "-");
+        uint32_t ad = s_get(j, w, "address"), jobs = s_get(j, w, "jobs");
+        uint32_t job = jobs && j->n[jobs].end > jobs + 1 ? jobs + 1 : 0; /* the first held job */
+        printf("%-14.*s %-16.*s %7.0f %6.0f %9.0f %7.0f %10.0f %9s %-10.*s %-21.*s %.*s\n",
+               (int)j->n[id].vlen, j->n[id].v, (int)j->n[nm].vlen, j->n[nm].v,
+               s_num_at(j, w, "credit"), s_num_at(j, w, "held"), s_num_at(j, w, "done"),
+               s_num_at(j, w, "failed"), s_num_at(j, w, "last_heard_ms"), s_yes(j, w, "stopping"),
+               pr && j->n[pr].vlen ? (int)j->n[pr].vlen : 1, pr && j->n[pr].vlen ? j->n[pr].v : "-",
+               ad && j->n[ad].vlen ? (int)j->n[ad].vlen : 1, ad && j->n[ad].vlen ? j->n[ad].v : "-",
+               job ? (int)j->n[job].vlen : 1, job ? j->n[job].v : "-");
     }
 }
 

@@ -391,6 +391,11 @@ int core_queue_stats_at(const core_t *core, uint32_t i, core_queue_stats_t *st);
 /* Per-worker counters. Returns JOBQ_OK or JOBQ_ENOTFOUND. */
 int core_worker_stats(const core_t *core, uint64_t worker, core_worker_stats_t *st);
 
+/* Copies the ids of up to max jobs that worker holds (in the order it got
+ * them; the order changes as leases end) into ids; returns how many (0 for an
+ * unknown worker). */
+uint32_t core_worker_jobs(const core_t *core, uint64_t worker, jobq_id_t *ids, uint32_t max);
+
 /* Number of workers, and the stats of the i-th (order changes as workers leave). */
 uint32_t core_worker_count(const core_t *core);
 int core_worker_stats_at(const core_t *core, uint32_t i, core_worker_stats_t *st);

@@ -313,6 +313,17 @@ core_worker_stats(const core_t *c, uint64_t worker, core_worker_stats_t *st)
 }
 
 uint32_t
+core_worker_jobs(const core_t *c, uint64_t worker, jobq_id_t *ids, uint32_t max)
+{
+    JOBQ_ASSERT(c && (ids || max == 0));
+    const core_worker_t *w = core_worker_find_(c, worker);
+    uint32_t n = 0;
+    for (; w && n < w->nheld && n < max; n++)
+        ids[n] = w->held[n]->job->id;
+    return n;
+}
+
+uint32_t
 core_worker_count(const core_t *c)
 {
     return c->nworkers;

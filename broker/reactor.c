@@ -277,6 +277,7 @@ reactor_destroy(reactor_t **self_p)
     jobq_free(r->pushq);
     jobq_free(r->allq);
     rx_journal_fini(r);
+    rx_rates_fini(&r->rates);
     jobq_free(r);
     *self_p = NULL;
 }
@@ -576,8 +577,11 @@ s_on_message(reactor_t *r, uint32_t sock, zmq_msg_t *id, zmq_msg_t *body)
     int rc = wire_decode(&m, zmq_msg_data(body), zmq_msg_size(body), r->opts.max_frame);
     if (rc == JOBQ_OK) {
         rx_dispatch(r, sock, rid, rid_len, p, &m);
-        if (!p && m.type == WIRE_HELLO && (p = rx_peers_find(&r->peers, sock, rid, rid_len)))
+        if (!p && m.type == WIRE_HELLO && (p = rx_peers_find(&r->peers, sock, rid, rid_len))) {
             rx_sec_hello(r, p, user);
+            const char *addr = zmq_msg_gets(body, "Peer-Address");
+            snprintf(p->addr, sizeof p->addr, "%s", addr ? addr : "");
+        }
         rx_drain_events(r);
     } else {
         s_bad_frame(r, sock, rid, rid_len, p, &m, rc);
@@ -683,6 +687,7 @@ s_timers(reactor_t *r)
     if (now >= r->core_due_ms)
         r->work_maybe = 1;
     r->core_due_ms = core_tick(r->core, now);
+    rx_rates_sample(r);
     if (now >= r->hb_due_ms)
         s_heartbeats(r);
     if (now >= r->wait_due_ms)

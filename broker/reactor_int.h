@@ -86,6 +86,7 @@ typedef struct rx_peer {
     char name[RX_NAME_MAX];
     uint32_t name_len;
     char principal[RX_PRINCIPAL_MAX + 1]; /* CURVE User-Id at HELLO; "" = none (ipc, NULL) */
+    char addr[64];                        /* ZeroMQ Peer-Address at HELLO; "" when unknown */
     int32_t pidx;                         /* its row in the principal table, -1 = none */
 } rx_peer_t;
 
@@ -157,6 +158,22 @@ typedef struct rx_counters {
     uint64_t results_pushed;
 } rx_counters_t;
 
+/* Per-queue rate samples (reactor_rates.c). */
+#define RX_RATE_SLOTS 10u     /* the window: this many samples */
+#define RX_RATE_EVERY_MS 1000 /* at most one sample per second */
+typedef struct rx_rate_sample {
+    int64_t t_ms;
+    uint64_t submitted, completed;
+    int set;
+} rx_rate_sample_t;
+
+typedef struct rx_rates {
+    rx_rate_sample_t *s; /* nq rows of RX_RATE_SLOTS, by queue creation index */
+    uint32_t nq, head;   /* head: the slot the next sample goes to */
+    uint32_t nseen;      /* queues that have samples */
+    int64_t last_ms;
+} rx_rates_t;
+
 struct reactor {
     reactor_opts_t opts;
     core_t *core;
@@ -187,6 +204,7 @@ struct reactor {
     core_name_t qwindow[CORE_RESERVE_QUEUES_MAX]; /* scratch: a window of r->allq */
     struct rx_sec *sec;  /* CURVE, ZAP and principals (reactor_sec.c); never NULL once built */
     struct journal *jrn; /* NULL: memory only */
+    rx_rates_t rates;    /* per-queue rates for STATS */
     rx_held_t held;      /* SUBMIT_OKs waiting for the journal */
 };
 
@@ -313,6 +331,16 @@ size_t rx_sec_lease_room(reactor_t *r, const rx_peer_t *p, size_t room);
 void rx_sec_leased(reactor_t *r, const rx_peer_t *p, size_t n);
 /* Appends ,"security":{...} to the STATS JSON. */
 void rx_sec_json(reactor_t *r, rx_text_t *t);
+/* ---- reactor_rates.c ----------------------------------------------------- */
+
+/* Samples every queue's counters, at most once per RX_RATE_EVERY_MS. */
+void rx_rates_sample(reactor_t *r);
+/* Jobs per second submitted and completed (worker reports) for queue i
+ * (creation order) with counters st, over the sampled window; 0 without samples. */
+void rx_rates_get(const reactor_t *r, uint32_t i, const core_queue_stats_t *st, double *submit,
+                  double *done);
+void rx_rates_fini(rx_rates_t *rt);
+
 /* ---- reactor_journal.c --------------------------------------------------- */
 
 /* SUBMIT with a journal: admit, apply, write, hold the reply. */

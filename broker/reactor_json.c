@@ -18,6 +18,7 @@
 #define S_ENTRY_RESERVE 8192 /* room kept for one list entry and the closing text */
 #define S_PAYLOAD_SHOWN 1024 /* payload bytes shown by peek */
 #define S_QUEUES_SHOWN 16    /* queue names shown per worker */
+#define S_JOBS_SHOWN 8       /* ids of the jobs a worker holds, shown per worker */
 
 static void
 s_reserve(rx_text_t *t, size_t more)
@@ -155,8 +156,10 @@ s_broker_json(reactor_t *r, rx_text_t *t)
 }
 
 static void
-s_queue_json(reactor_t *r, rx_text_t *t, const core_queue_stats_t *q)
+s_queue_json(reactor_t *r, rx_text_t *t, uint32_t idx, const core_queue_stats_t *q)
 {
+    double sub_rate, done_rate;
+    rx_rates_get(r, idx, q, &sub_rate, &done_rate);
     rx_text_add(t, "{\"name\":");
     rx_text_str(t, q->name, q->name_len);
     rx_text_add(t,
@@ -174,8 +177,10 @@ s_queue_json(reactor_t *r, rx_text_t *t, const core_queue_stats_t *q)
     int64_t left = !q->paused                           ? 0
                    : q->paused_until_ms == CORE_FOREVER ? -1
                                                         : q->paused_until_ms - r->now_ms;
-    rx_text_add(t, ",\"paused\":%s,\"paused_for_ms\":%" PRId64 "}", q->paused ? "true" : "false",
-                left);
+    rx_text_add(t,
+                ",\"submitted_per_s\":%.1f,\"completed_per_s\":%.1f,\"paused\":%s,"
+                "\"paused_for_ms\":%" PRId64 "}",
+                sub_rate, done_rate, q->paused ? "true" : "false", left);
 }
 
 static void
@@ -190,6 +195,17 @@ s_worker_json(reactor_t *r, rx_text_t *t, const rx_peer_t *p)
     rx_text_str(t, p->name, p->name_len);
     rx_text_add(t, ",\"principal\":");
     rx_text_str(t, p->principal, (uint32_t)strlen(p->principal));
+    rx_text_add(t, ",\"address\":");
+    rx_text_str(t, p->addr, (uint32_t)strlen(p->addr));
+    jobq_id_t held[S_JOBS_SHOWN];
+    uint32_t nh = core_worker_jobs(r->core, p->handle, held, S_JOBS_SHOWN);
+    rx_text_add(t, ",\"jobs\":[");
+    for (uint32_t i = 0; i < nh; i++) {
+        char id[JOBQ_ID_HEX_LEN + 1];
+        jobq_id_format(&held[i], id);
+        rx_text_add(t, "%s\"%s\"", i ? "," : "", id);
+    }
+    rx_text_add(t, "]");
     rx_text_add(t, ",\"queues\":[");
     for (uint32_t i = 0; i < p->nqueues && i < S_QUEUES_SHOWN; i++) {
         if (i)
@@ -220,7 +236,12 @@ rx_stats_json(reactor_t *r, const char *q, uint32_t qlen, rx_text_t *t)
     rx_sec_json(r, t);
     rx_text_add(t, ",\"queues\":[");
     if (qlen) {
-        s_queue_json(r, t, &qs);
+        uint32_t idx = 0, n = core_queue_count(r->core);
+        core_queue_stats_t each;
+        while (idx < n && !(core_queue_stats_at(r->core, idx, &each) == JOBQ_OK &&
+                            each.name_len == qlen && memcmp(each.name, q, qlen) == 0))
+            idx++; /* the queue's creation index, for its rates */
+        s_queue_json(r, t, idx, &qs);
     } else {
         uint32_t n = core_queue_count(r->core), shown = 0;
         for (uint32_t i = 0; i < n && s_room(t, &truncated); i++) {
@@ -228,7 +249,7 @@ rx_stats_json(reactor_t *r, const char *q, uint32_t qlen, rx_text_t *t)
                 continue;
             if (shown++)
                 rx_text_add(t, ",");
-            s_queue_json(r, t, &qs);
+            s_queue_json(r, t, i, &qs);
         }
     }
     rx_text_add(t, "],\"workers\":[");

@@ -219,6 +219,50 @@ START_TEST(test_command_front_ends_against_a_real_broker)
 }
 END_TEST
 
+/* Returns the number after "key": in json, or -1 when absent. */
+static double
+s_json_double(const char *json, const char *key)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *at = strstr(json, pat);
+    return at ? strtod(at + strlen(pat), NULL) : -1;
+}
+
+START_TEST(test_stats_show_queue_rates_and_each_workers_address_and_jobs)
+{
+    ck_assert_int_eq(wc_broker_start(&s_b, NULL), 0);
+    wc_t *p = s_client(WIRE_ROLE_PRODUCER, "p"), *w = s_client(WIRE_ROLE_WORKER, "w");
+    jobq_id_t id;
+    for (int i = 0; i < 20; i++)
+        s_submit(p, "rq", "x", 1, &id);
+    ck_assert_int_eq(wc_ready(w, 1, "rq"), 0);
+    wire_msg_t d;
+    s_expect(w, WIRE_DELIVER, &d);
+    char held[JOBQ_ID_HEX_LEN + 1];
+    jobq_id_format(&d.jobs[0].id, held);
+    wire_msg_fini(&d);
+    usleep(1200 * 1000); /* a second sample after the submits */
+    char out[65536];
+    const char *args[] = {"stats", "-u", s_b.url, "--json", NULL};
+    ck_assert_int_eq(jobq_test_cmd(out, sizeof out, args), 0);
+    /* 20 jobs in about 1-2 s of the window: a rate between 1 and 40 per second */
+    double in = s_json_double(out, "submitted_per_s");
+    ck_assert_msg(in >= 1 && in <= 40, "submitted_per_s %f in %s", in, out);
+    ck_assert_msg(s_json_double(out, "completed_per_s") == 0, "%s", out);
+    char want[128];
+    snprintf(want, sizeof want, "\"jobs\":[\"%s\"]", held);
+    ck_assert_msg(strstr(out, want) != NULL, "no %s in %s", want, out);
+    const char *addr = strstr(out, "\"address\":\"");
+    ck_assert_msg(addr && addr[11] != '"', "no worker address in %s", out);
+    const char *text[] = {"stats", "-u", s_b.url, NULL};
+    ck_assert_int_eq(jobq_test_cmd(out, sizeof out, text), 0);
+    ck_assert_msg(strstr(out, held) && strstr(out, "IN/S"), "%s", out);
+    wc_close(&w);
+    wc_close(&p);
+}
+END_TEST
+
 START_TEST(test_stats_without_a_broker_fails_in_time)
 {
     char dir[] = "/tmp/jobq-adm-XXXXXX", url[128], out[4096];
@@ -238,6 +282,7 @@ s_suite(void)
     Suite *s = suite_create("broker_admin");
     TCase *tc = tcase_create("admin");
     tcase_add_checked_fixture(tc, NULL, s_teardown);
+    tcase_add_test(tc, test_stats_show_queue_rates_and_each_workers_address_and_jobs);
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_pause_holds_a_queue_and_resume_releases_it);
     tcase_add_test(tc, test_a_failed_job_goes_dead_and_kick_brings_it_back);
