@@ -141,24 +141,26 @@ python3 -c 'import json,sys; o=json.loads(open(sys.argv[1]).read()); assert o["d
 AT_PID=$!
 now() { date +%s.%N; }
 took() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
-at_ahead=$(python3 -c 'import time; print("%.3f" % (time.time() + 1))')
-t0=$(now)
+# Future times are 4 s ahead and past ones must come back within 3 s: a loaded
+# machine (ASan, two cores shared) can take over a second for a submit + run.
+t0=$(now) # before the time is computed: the wait is then at least 4 s after t0
+at_ahead=$(python3 -c 'import time; print("%.3f" % (time.time() + 4))')
 run at-unix -- "$JOBQ" submit -u "$URL" -q at --at "$at_ahead" --wait --timeout 20 later
 secs=$(took "$t0")
 expect at-unix 0 '^LATER$'
-awk -v s="$secs" 'BEGIN { exit !(s >= 0.9) }' && ok || bad "at-unix: result after $secs s (want >= 0.9)"
-at_iso=$(python3 -c 'import datetime as d; z = d.timezone(d.timedelta(hours=2)); print((d.datetime.now(z) + d.timedelta(seconds=1)).isoformat(timespec="milliseconds"))')
+awk -v s="$secs" 'BEGIN { exit !(s >= 3.9) }' && ok || bad "at-unix: result after $secs s (want >= 3.9)"
 t0=$(now)
+at_iso=$(python3 -c 'import datetime as d; z = d.timezone(d.timedelta(hours=2)); print((d.datetime.now(z) + d.timedelta(seconds=4)).isoformat(timespec="milliseconds"))')
 run at-iso -- "$JOBQ" submit -u "$URL" -q at --at "$at_iso" --wait --timeout 20 iso
 secs=$(took "$t0")
 expect at-iso 0 '^ISO$'
-awk -v s="$secs" 'BEGIN { exit !(s >= 0.9) }' && ok || bad "at-iso: $at_iso: result after $secs s (want >= 0.9)"
+awk -v s="$secs" 'BEGIN { exit !(s >= 3.9) }' && ok || bad "at-iso: $at_iso: result after $secs s (want >= 3.9)"
 for past in 1000000000 1000000000.25 '2001-09-09T01:46:40Z' '2001-09-09 01:46:40' '2001-09-09T03:46:40+02:00'; do
     t0=$(now)
     run "at-past $past" -- "$JOBQ" submit -u "$URL" -q at --at "$past" --wait --timeout 20 past
     secs=$(took "$t0")
     expect "at-past $past" 0 '^PAST$'
-    awk -v s="$secs" 'BEGIN { exit !(s < 0.9) }' && ok || bad "at-past $past: result after $secs s (want at once)"
+    awk -v s="$secs" 'BEGIN { exit !(s < 3) }' && ok || bad "at-past $past: result after $secs s (want at once)"
 done
 run at-ids -- "$JOBQ" submit -u "$URL" -q at --at "$(($(date +%s) - 5))" x y
 expect at-ids 0
