@@ -133,10 +133,12 @@ START_TEST(test_sigstopped_worker_late_result_is_refused_as_stale)
     pid_t b = s_worker(&f, 1, "1000", "sleep");
     ck_assert_int_eq(ns_wait_stat(f.url, "worker", 1, 10000), 0);
     jobq_job_t blocker, job;
-    ns_job(&blocker, "q", "600", 30000, 1);
+    ns_job(&blocker, "q", "3000", 30000, 1); /* long enough for A to start on a loaded machine */
     ck_assert_jobq_ok(jobq_producer_submit(f.p, &blocker, 10000));
     ck_assert_int_eq(ns_wait_stat(f.url, "held", 1, 10000), 0); /* B is busy */
-    pid_t a = s_worker(&f, 0, "1000", "sleep"); /* found silent after 3 s: the lease ends first */
+    /* A's heartbeat: found silent only after 9 s, so that the 1 s lease ends first and A
+     * is still a connected (suspect) peer when it resumes and reports late */
+    pid_t a = s_worker(&f, 0, "3000", "sleep");
     ck_assert_int_eq(ns_wait_stat(f.url, "worker", 2, 10000), 0);
     ns_job(&job, "q", "400", 1000, 3);
     ck_assert_jobq_ok(jobq_producer_submit(f.p, &job, 10000));
