@@ -200,6 +200,7 @@ s_num_opt(s_args_t *a, int c, const char *arg)
         break;
     case S_OPT_ZMTP_HB:
         a->o.zmtp_hb_ms = (uint32_t)v;
+        break;
     case S_OPT_SEGMENT:
         a->j.segment_bytes = v;
         break;
