@@ -4,9 +4,11 @@
  * with `always`, a forked pool of network workers in its own process group,
  * while producers run): after a restart on the same journal dir with new
  * workers, every acknowledged job completes and each producer sees exactly
- * one result per job; and a power loss under `batch:200` (the segment cut to
- * the synced offset the broker reported just before its SIGKILL): every job
- * lost was acknowledged within the last 200 ms + slack. Fixture: journal_fx.h.
+ * one result per job (by wait, or by next_result); next_result gets each
+ * result of the jobs accepted before a restart, once; and a power loss under
+ * `batch:200` (the segment cut to the synced offset the broker reported just
+ * before its SIGKILL): every job lost was acknowledged within the last
+ * 200 ms + slack. Fixture: journal_fx.h.
  */
 #include "journal_fx.h"
 
@@ -19,8 +21,9 @@
 #define AD_JOB_MS "8" /* each job sleeps this long: the run lasts about 2 s */
 
 /* A producer child: submits its jobs in batches of 25 (the producer API
- * resends across the broker's death), waits for each job's result, then
- * checks that no second result arrives. Exit 0 when all is well. */
+ * resends across the broker's death), waits for each job's result (producer
+ * 0 takes them with next_result instead), then checks that no second result
+ * arrives. Exit 0 when all is well. */
 static int
 s_ad_producer(const char *url, int k)
 {
@@ -33,7 +36,23 @@ s_ad_producer(const char *url, int k)
     for (size_t i = 0; i < AD_PER_PRODUCER; i += 25)
         if (jobq_producer_submit_batch(p, jobs + i, 25, NULL, 60000) != JOBQ_OK)
             return 11;
-    for (size_t i = 0; i < AD_PER_PRODUCER; i++) {
+    static unsigned char seen[AD_PER_PRODUCER];
+    for (size_t n = 0; k == 0 && n < AD_PER_PRODUCER; n++) {
+        /* Producer 0 takes results in arrival order, across the restart. */
+        jobq_result_t r;
+        if (jobq_producer_next_result(p, &r, 60000) != JOBQ_OK)
+            return 15;
+        size_t i = 0;
+        while (i < AD_PER_PRODUCER && memcmp(&r.id, &jobs[i].id, sizeof r.id) != 0)
+            i++;
+        if (i == AD_PER_PRODUCER || seen[i] || r.status != JOBQ_STATUS_DONE) {
+            fprintf(stderr, "producer 0 result %zu: job %zu, seen %d, status %d\n", n, i,
+                    i < AD_PER_PRODUCER ? seen[i] : -1, (int)r.status);
+            return 16;
+        }
+        seen[i] = 1;
+    }
+    for (size_t i = 0; k != 0 && i < AD_PER_PRODUCER; i++) {
         jobq_result_t r;
         if (jobq_producer_wait(p, &jobs[i].id, &r, 60000) != JOBQ_OK)
             return 12;
@@ -124,6 +143,69 @@ START_TEST(test_all_die_at_once_every_acked_job_completes_and_each_result_arrive
     jobq_producer_destroy(&p);
     st = ns_reap(pool, 20000);
     ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "pool status %d", st);
+    fx_fini(&f);
+}
+END_TEST
+
+/* ---- results of restored jobs reach next_result -------------------------------- */
+
+#define NR_JOBS 60
+
+START_TEST(test_next_result_gets_each_result_of_jobs_accepted_before_a_restart_once)
+{
+    fx_t f;
+    fx_init(&f, "always");
+    ck_assert_int_eq(fx_start(&f, NULL), 0);
+    jobq_producer_opts_t po;
+    memset(&po, 0, sizeof po);
+    po.retry_timeout_ms = 500;
+    jobq_producer_t *p = NULL;
+    ck_assert_jobq_ok(jobq_producer_open(f.url, &po, &p));
+    static jobq_job_t jobs[NR_JOBS];
+    static char texts[NR_JOBS][32];
+    s_jobs(jobs, NR_JOBS, texts, "nr");
+    /* Accepted while no worker runs; then the broker dies and comes back. */
+    ck_assert_jobq_ok(jobq_producer_submit_batch(p, jobs, NR_JOBS / 2, NULL, 10000));
+    ns_broker_stop(&f.broker, SIGKILL, 5000);
+    ck_assert_int_eq(fx_start(&f, NULL), 0);
+    /* More, on the same handle (it reconnects): these are pushed as usual. */
+    ck_assert_jobq_ok(
+        jobq_producer_submit_batch(p, jobs + NR_JOBS / 2, NR_JOBS - NR_JOBS / 2, NULL, 10000));
+    static const char *queues[] = {"q"};
+    jobq_pool_opts_t o;
+    jobq_pool_opts_init(&o);
+    o.url = f.url;
+    o.workers = 2;
+    o.builtin = "echo";
+    o.heartbeat_ms = 200;
+    o.prefetch = 8;
+    o.queues = queues;
+    o.nqueues = 1;
+    jobq_pool_t *pool = NULL;
+    ck_assert_jobq_ok(jobq_pool_new(&o, &pool));
+    ck_assert_jobq_ok(jobq_pool_start(pool));
+    static int seen[NR_JOBS];
+    for (int k = 0; k < NR_JOBS; k++) {
+        jobq_result_t r;
+        int rc = jobq_producer_next_result(p, &r, 20000);
+        ck_assert_msg(rc == JOBQ_OK, "result %d of %d: %s", k + 1, NR_JOBS, jobq_strerror(rc));
+        int i = 0;
+        while (i < NR_JOBS && memcmp(&jobs[i].id, &r.id, sizeof r.id) != 0)
+            i++;
+        ck_assert_msg(i < NR_JOBS, "a result for a job not submitted here");
+        ck_assert_msg(!seen[i], "job %d: a second result", i);
+        seen[i] = 1;
+        ck_assert_int_eq(r.status, JOBQ_STATUS_DONE);
+        ck_assert_uint_eq(r.output_len, strlen(texts[i]));
+        ck_assert_int_eq(memcmp(r.output, texts[i], r.output_len), 0);
+    }
+    jobq_result_t extra;
+    ck_assert_int_eq(jobq_producer_next_result(p, &extra, 700), JOBQ_ETIMEDOUT);
+    ck_assert_jobq_ok(jobq_producer_stop_workers(p, NULL, 0));
+    jobq_producer_destroy(&p);
+    jobq_pool_report_t rep;
+    jobq_pool_wait(pool, 20000, &rep);
+    jobq_pool_destroy(&pool);
     fx_fini(&f);
 }
 END_TEST
@@ -228,6 +310,7 @@ main(void)
     TCase *tc = tcase_create("journal_power");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_all_die_at_once_every_acked_job_completes_and_each_result_arrives_once);
+    tcase_add_test(tc, test_next_result_gets_each_result_of_jobs_accepted_before_a_restart_once);
     tcase_add_test(tc, test_power_loss_with_batch_200_loses_only_jobs_acked_in_the_last_window);
     suite_add_tcase(s, tc);
     return jobq_test_run(s);
