@@ -1,7 +1,7 @@
 /*
  * tests/fault/test_journal_power.c: whole-system crashes of a journaled
  * `jobq broker` (RELIABILITY.md §3.2): every process dies at once (the broker
- * with `always`, a forked pool of network workers in its own process group,
+ * with `always`, the supervisor of a forked pool and its network workers,
  * while producers run): after a restart on the same journal dir with new
  * workers, every acknowledged job completes and each producer sees exactly
  * one result per job (by wait, or by next_result); next_result gets each
@@ -70,16 +70,14 @@ s_ad_producer(const char *url, int k)
 }
 
 /* Forks a process that runs a pool of 3 forked network workers (builtin
- * sleep) in its own process group until a sentinel stops them. Returns its
- * pid, which is also the group id. */
+ * sleep) until a sentinel stops them. Returns its pid. */
 static pid_t
-s_pool_group(const char *url)
+s_pool_proc(const char *url)
 {
     fflush(NULL);
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
-        setpgid(0, 0);
         static const char *queues[] = {"q"};
         jobq_pool_opts_t o;
         jobq_pool_opts_init(&o);
@@ -98,8 +96,40 @@ s_pool_group(const char *url)
         jobq_pool_destroy(&pool);
         _exit(0);
     }
-    setpgid(pid, pid); /* also here: no race with the child's own call */
     return pid;
+}
+
+/* Reads state and ppid of pid from /proc; returns 0, or -1 when it is gone. */
+static int
+s_proc(pid_t pid, char *state, int *ppid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    if (ns_read_file(path, buf, sizeof buf) <= 0)
+        return -1;
+    const char *rp = strrchr(buf, ')'); /* after "pid (comm)": state ppid */
+    return rp && sscanf(rp + 1, " %c %d", state, ppid) == 2 ? 0 : -1;
+}
+
+/* Fills pids with the live (not zombie) children of parent; returns how many. */
+static int
+s_children(pid_t parent, pid_t *pids, int max)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    int n = 0;
+    while (d && (e = readdir(d)) != NULL && n < max) {
+        char state;
+        int ppid;
+        if (e->d_name[0] < '1' || e->d_name[0] > '9')
+            continue;
+        pid_t pid = (pid_t)atoi(e->d_name);
+        if (s_proc(pid, &state, &ppid) == 0 && ppid == (int)parent && state != 'Z' && state != 'X')
+            pids[n++] = pid;
+    }
+    if (d)
+        closedir(d);
+    return n;
 }
 
 START_TEST(test_all_die_at_once_every_acked_job_completes_and_each_result_arrives_once)
@@ -107,7 +137,7 @@ START_TEST(test_all_die_at_once_every_acked_job_completes_and_each_result_arrive
     fx_t f;
     fx_init(&f, "always");
     ck_assert_int_eq(fx_start(&f, NULL), 0);
-    pid_t pool = s_pool_group(f.url);
+    pid_t pool = s_pool_proc(f.url);
     pid_t kids[AD_PRODUCERS];
     for (int k = 0; k < AD_PRODUCERS; k++) {
         fflush(NULL);
@@ -122,15 +152,27 @@ START_TEST(test_all_die_at_once_every_acked_job_completes_and_each_result_arrive
     long long done_before = ns_stat(f.url, "done");
     ck_assert_int_ge(done_before, 40);
     ck_assert_int_lt(done_before, AD_PRODUCERS * AD_PER_PRODUCER);
+    pid_t workers[8];
+    int nworkers = s_children(pool, workers, 8);
+    ck_assert_int_eq(nworkers, 3);
     /* SIGKILL the broker, the pool's supervisor and every worker together. */
     kill(f.broker.pid, SIGKILL);
-    kill(-pool, SIGKILL);
+    kill(pool, SIGKILL);
+    for (int w = 0; w < nworkers; w++)
+        kill(workers[w], SIGKILL);
     ns_broker_stop(&f.broker, SIGKILL, 5000);
     int st = ns_reap(pool, 5000);
     ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "pool status %d", st);
-    ck_assert_int_eq(kill(-pool, 0), -1); /* no worker of the group is left */
+    for (int w = 0; w < nworkers; w++) { /* gone, or a zombie until init reaps it */
+        char state = 'R';
+        int ppid;
+        for (int i = 0; i < 500 && s_proc(workers[w], &state, &ppid) == 0 && state != 'Z'; i++)
+            s_nap(10);
+        ck_assert_msg(s_proc(workers[w], &state, &ppid) != 0 || state == 'Z',
+                      "worker %d still runs", (int)workers[w]);
+    }
     ck_assert_int_eq(fx_start(&f, NULL), 0);
-    pool = s_pool_group(f.url);
+    pool = s_pool_proc(f.url);
     for (int k = 0; k < AD_PRODUCERS; k++) {
         int pst = ns_reap(kids[k], 90000);
         ck_assert_msg(WIFEXITED(pst) && WEXITSTATUS(pst) == 0, "producer %d: status %d (exit %d)",
