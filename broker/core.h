@@ -463,6 +463,13 @@ int core_restore_result(core_t *core, const core_result_view_t *v, const void *u
  * is over CORE_ATTEMPTS_MAX. */
 int core_restore_attempts(core_t *core, const jobq_id_t *id, uint32_t attempt, uint32_t used);
 
+/* Gives the DEAD job id the exit code, signal, duration and finish time
+ * (monotonic) of the attempt that buried it (journal replay: core_bury keeps
+ * only the status and error text). Returns JOBQ_OK, JOBQ_ENOTFOUND, or
+ * JOBQ_ESTATE when the job is not DEAD. */
+int core_restore_dead_outcome(core_t *core, const jobq_id_t *id, int32_t exit_code, int32_t signal,
+                              uint64_t duration_us, int64_t finished_ms);
+
 /* Iterates every live job (any state, RESERVED included) with *cursor = 0 at
  * the start: fills *view and returns 1, or returns 0 at the end. The core must
  * not change during the iteration. */

@@ -138,6 +138,26 @@ core_restore_attempts(core_t *c, const jobq_id_t *id, uint32_t attempt, uint32_t
 }
 
 int
+core_restore_dead_outcome(core_t *c, const jobq_id_t *id, int32_t exit_code, int32_t signal,
+                          uint64_t duration_us, int64_t finished_ms)
+{
+    JOBQ_ASSERT(c);
+    if (!id)
+        return JOBQ_EINVAL;
+    core_job_t *j = core_tab_find(&c->jobs, core_id_hash_(c, id), core_id_eq_, id);
+    if (!j)
+        return JOBQ_ENOTFOUND;
+    if (j->state != JOBQ_STATE_DEAD)
+        return JOBQ_ESTATE;
+    core_result_t *r = j->u.dead;
+    r->exit_code = exit_code;
+    r->signal = signal;
+    r->duration_us = duration_us;
+    r->finished_ms = finished_ms;
+    return JOBQ_OK;
+}
+
+int
 core_job_next(const core_t *c, uint32_t *cursor, core_job_view_t *view)
 {
     JOBQ_ASSERT(c && cursor && view);

@@ -292,6 +292,16 @@ journal_stats(const journal_t *j, journal_stats_t *st)
     st->batch_ms = j->opts.batch_ms;
     st->bytes = j->old_bytes + j->woff;
     st->segments = j->nold + 1;
+    uint64_t synced = j->synced;
+    if (j->syncer) { /* fresher than j->synced, which s_poll updates at commits */
+        uint64_t done, syncs;
+        int err;
+        jrn_syncer_poll(j->syncer, &done, &err, &syncs);
+        if (!err && done > synced && done <= j->written)
+            synced = done;
+    }
+    st->segment = j->seq;
+    st->synced_offset = j->written - synced <= j->woff ? j->woff - (j->written - synced) : 0;
 }
 
 /* ---- segments and snapshots ----------------------------------------------- */

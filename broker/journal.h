@@ -66,6 +66,9 @@ typedef struct journal_stats {
     uint64_t refused_nospace; /* journal_admit refusals */
     uint64_t replayed;        /* records read at start */
     int failed;               /* 0, or the jobq_err that fail-stopped it */
+    uint64_t segment;         /* SEQ of the current segment (the one being appended to) */
+    uint64_t synced_offset;   /* its bytes known to be on disk (fdatasync returned): a power
+                                 loss keeps at least this prefix (0: none of it yet) */
 } journal_stats_t;
 
 /* Fills opts with the defaults: policy batch:50, 64 MiB segments, no dir. */

@@ -420,6 +420,9 @@ s_load_job(const s_ent_t *e, core_t *core, int64_t now_ms, int64_t now_wall)
             elen = r.error_len;
         }
         rc = core_bury(core, &job.id, last, err, elen, now_ms);
+        if (rc == JOBQ_OK && e->state == JOBQ_STATE_DEAD && e->res)
+            rc = core_restore_dead_outcome(core, &job.id, r.exit_code, r.signal, r.duration_us,
+                                           r.finished_ms);
     }
     uint32_t attempt = e->attempt > used ? e->attempt : used;
     if (rc == JOBQ_OK)

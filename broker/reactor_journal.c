@@ -139,8 +139,9 @@ rx_journal_json(reactor_t *r, rx_text_t *t)
                 ",\"journal\":{\"policy\":\"%s\",\"batch_ms\":%" PRId64 ",\"disk_bytes\":%" PRIu64
                 ",\"segments\":%" PRIu64 ",\"syncs\":%" PRIu64 ",\"writes\":%" PRIu64
                 ",\"records\":%" PRIu64 ",\"compactions\":%" PRIu64 ",\"refused_nospace\":%" PRIu64
-                ",\"replayed\":%" PRIu64 ",\"failed\":%s}",
+                ",\"replayed\":%" PRIu64 ",\"failed\":%s,\"segment\":%" PRIu64
+                ",\"synced_offset\":%" PRIu64 "}",
                 journal_policy_name(st.policy), st.batch_ms, st.bytes, st.segments, st.syncs,
                 st.writes, st.records, st.compactions, st.refused_nospace, st.replayed,
-                st.failed ? "true" : "false");
+                st.failed ? "true" : "false", st.segment, st.synced_offset);
 }

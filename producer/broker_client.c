@@ -9,12 +9,21 @@
  * as accepted only once its SUBMIT_OK arrived (RELIABILITY.md §0 item 11).
  * RESULTS pushed by the broker at any time go into a local store that wait()
  * and next_result() read.
+ *
+ * The broker pushes a result only to the connection that submitted the job.
+ * After a reconnection (a broker restart, or the broker forgot us) the jobs
+ * accepted earlier have no connection to push to: their results are kept for
+ * WAIT. So the client remembers the ids of its accepted jobs whose result has
+ * not arrived (`pending`), and after a reconnection next_result() polls them
+ * with WAIT (timeout 0) every S_POLL_MS until each result arrived (the store
+ * drops a result that arrives twice) or the broker says it knows none of them.
  */
 #include "common/alloc.h"
 #include "common/clock.h"
 #include "common/conn.h"
 #include "common/log.h"
 #include "jobq/errors.h"
+#include "producer/idset.h"
 #include "producer/producer_impl.h"
 
 #include <string.h>
@@ -22,12 +31,19 @@
 #define SUBMIT_BATCH 1024
 #define SUBMIT_BYTES (768u * 1024u)
 #define SUBMIT_WINDOW 16
-#define S_AGAIN (-1) /* internal: join not reached yet, ask again */
+#define S_AGAIN (-1)  /* internal: join not reached yet, ask again */
+#define S_POLL_MS 200 /* next_result's WAIT poll for results after a reconnection */
+#define S_POLL_IDS 4096
 
 typedef struct pbroker {
     conn_t *conn;
     int64_t connect_timeout_ms, retry_ms;
-    pstore_t early; /* results that arrived while no pump was running */
+    pstore_t early;  /* results that arrived while no pump was running */
+    idset_t pending; /* accepted jobs whose result has not arrived (unless no_results) */
+    size_t poll_cursor;
+    int64_t polled_ms; /* when s_poll_pending last asked */
+    int track;         /* 1: fill pending (results are pushed to us) */
+    int resync;        /* 1: reconnected since pending was last polled empty */
 } pbroker_t;
 
 typedef struct frame_slot {
@@ -49,6 +65,7 @@ s_reconnect(pbroker_t *pb, int64_t deadline)
             return JOBQ_ETIMEDOUT;
         int64_t step = left < 0 || left > pb->connect_timeout_ms ? pb->connect_timeout_ms : left;
         int rc = conn_connect(pb->conn, step);
+        pb->resync |= rc == JOBQ_OK;
         if (rc == JOBQ_OK || rc == JOBQ_EVERSION)
             return rc;
         struct timespec ts;
@@ -63,8 +80,10 @@ static void
 s_background(pbroker_t *pb, const wire_msg_t *m)
 {
     if (m->type == WIRE_RESULTS)
-        for (uint32_t i = 0; i < m->nresults; i++)
+        for (uint32_t i = 0; i < m->nresults; i++) {
             pstore_push(&pb->early, &m->results[i]);
+            idset_del(&pb->pending, &m->results[i].id);
+        }
 }
 
 static int
@@ -107,7 +126,7 @@ s_plan(jobq_job_t *jobs, size_t n, frame_slot_t **out)
 }
 
 static void
-s_apply_ok(jobq_job_t *jobs, int *codes, frame_slot_t *f, const wire_msg_t *m)
+s_apply_ok(pbroker_t *pb, jobq_job_t *jobs, int *codes, frame_slot_t *f, const wire_msg_t *m)
 {
     for (size_t i = 0; i < f->count; i++) {
         int code = i < m->ncodes ? (int)m->codes[i] : JOBQ_EPROTO;
@@ -116,6 +135,8 @@ s_apply_ok(jobq_job_t *jobs, int *codes, frame_slot_t *f, const wire_msg_t *m)
         if (code == JOBQ_EDUPLICATE && f->resent)
             code = JOBQ_OK; /* our own earlier send was accepted */
         codes[f->first + i] = code;
+        if (code == JOBQ_OK && pb->track)
+            idset_add(&pb->pending, &jobs[f->first + i].id);
     }
     f->done = 1;
 }
@@ -174,7 +195,7 @@ s_submit_batch(void *impl, jobq_job_t *jobs, size_t n, int *codes_in, int64_t ti
         if (rc == JOBQ_OK) {
             frame_slot_t *slot = (m.fields & WIRE_F_REQ) ? s_find(f, sent, m.req) : NULL;
             if (slot && m.type == WIRE_SUBMIT_OK) {
-                s_apply_ok(jobs, codes, slot, &m);
+                s_apply_ok(pb, jobs, codes, slot, &m);
                 done++;
             } else if (m.type == WIRE_ERROR && m.code == JOBQ_ESTATE) {
                 rc = JOBQ_ECLOSED; /* the broker does not know us (restarted): re-register */
@@ -238,7 +259,7 @@ s_call(pbroker_t *pb, wire_msg_t *req_msg, wire_msg_t *reply, int64_t deadline)
         if ((reply->fields & WIRE_F_REQ) && reply->req == req_msg->req)
             return JOBQ_OK;
         if (reply->type == WIRE_ERROR && reply->code == JOBQ_ESTATE) {
-            conn_connect(pb->conn, pb->connect_timeout_ms);
+            pb->resync |= conn_connect(pb->conn, pb->connect_timeout_ms) == JOBQ_OK;
             rc = JOBQ_ECLOSED;
             continue;
         }
@@ -258,6 +279,37 @@ s_move_early(pbroker_t *pb, pstore_t *st, const jobq_id_t *id)
         moved |= !id || memcmp(&r.id, id, sizeof *id) == 0;
     }
     return moved;
+}
+
+/* After a reconnection: asks the broker (WAIT, timeout 0) for the results of
+ * up to S_POLL_IDS pending jobs; what it has arrives through s_background.
+ * Ends the polling when nothing is pending or the broker knows none of them. */
+static void
+s_poll_pending(pbroker_t *pb)
+{
+    if (!pb->pending.count) {
+        pb->resync = 0;
+        return;
+    }
+    jobq_id_t *ids = jobq_malloc(S_POLL_IDS * sizeof *ids);
+    size_t n = idset_some(&pb->pending, &pb->poll_cursor, ids, S_POLL_IDS);
+    wire_msg_t m, reply;
+    wire_msg_init(&m, WIRE_WAIT);
+    wire_msg_init(&reply, WIRE_OK);
+    m.fields = WIRE_F_IDS | WIRE_F_TIMEOUT;
+    m.ids = ids;
+    m.nids = (uint32_t)n;
+    m.timeout_ms = 0;
+    int rc = s_call(pb, &m, &reply, jobq_deadline_ms(pb->connect_timeout_ms));
+    if (rc == JOBQ_OK && reply.type == WIRE_ERROR && reply.code == JOBQ_ENOTFOUND)
+        for (size_t i = 0; i < n; i++) /* forgotten (a broker without a journal) */
+            idset_del(&pb->pending, &ids[i]);
+    else if (rc == JOBQ_OK)
+        s_background(pb, &reply);
+    wire_msg_fini(&reply);
+    jobq_free(ids);
+    if (!pb->pending.count)
+        pb->resync = 0;
 }
 
 static int
@@ -292,8 +344,18 @@ s_pump(void *impl, pstore_t *st, const jobq_id_t *id, int64_t deadline_ms)
         return s_pump(impl, st, NULL, jobq_now_ms()) == JOBQ_OK ? JOBQ_OK : JOBQ_ETIMEDOUT;
     }
     for (;;) {
+        int polling = pb->resync && pb->pending.count;
+        if (polling && jobq_now_ms() - pb->polled_ms >= S_POLL_MS) {
+            pb->polled_ms = jobq_now_ms();
+            s_poll_pending(pb);
+            if (s_move_early(pb, st, NULL))
+                return JOBQ_OK;
+        }
         int64_t left = jobq_remaining_ms(deadline_ms);
-        int rc = conn_recv(pb->conn, &reply, left);
+        int64_t step = polling && (left < 0 || left > S_POLL_MS) ? S_POLL_MS : left;
+        int rc = conn_recv(pb->conn, &reply, step);
+        if (rc == JOBQ_ETIMEDOUT && step != left)
+            continue; /* poll again */
         if (rc == JOBQ_ECLOSED) {
             rc = s_reconnect(pb, deadline_ms);
             if (rc != JOBQ_OK)
@@ -366,6 +428,7 @@ s_destroy(void *impl)
     pbroker_t *pb = impl;
     conn_destroy(&pb->conn);
     pstore_fini(&pb->early);
+    idset_fini(&pb->pending);
     jobq_free(pb);
 }
 
@@ -383,6 +446,7 @@ producer_broker_open(const jobq_url_t *url, const jobq_producer_opts_t *opts,
         conn_set_curve(pb->conn, opts->curve_key, opts->curve_server);
     if (opts->no_results)
         conn_set_hello_flags(pb->conn, 1u); /* HELLO flags bit 0: no push */
+    pb->track = !opts->no_results;
     int rc = conn_connect(pb->conn, pb->connect_timeout_ms);
     if (rc != JOBQ_OK) {
         s_destroy(pb);

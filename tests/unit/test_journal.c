@@ -7,7 +7,8 @@
  * file alone; replaying twice gives the same state, with leased jobs READY and
  * their attempt counted; the lock keeps a second opener out; files are 0600
  * and the directory 0700 under umask 000; a symlinked segment is refused;
- * compaction keeps the journal within 4x live data + 2 segments under churn.
+ * compaction keeps the journal within 4x live data + 2 segments under churn;
+ * a DEAD job keeps its exit code and signal across replays.
  */
 #include "broker/core.h"
 #include "broker/journal.h"
@@ -333,6 +334,75 @@ START_TEST(test_replay_restores_the_same_state_and_twice_is_idempotent)
 }
 END_TEST
 
+/* Completes v's attempt with st and the handler's exit code and signal. */
+static void
+s_finish(core_t *c, const core_job_view_t *v, jobq_status st, int32_t code, int32_t sig,
+         const char *err, int64_t now)
+{
+    jobq_result_t r;
+    jobq_result_init(&r);
+    r.id = v->id;
+    r.attempt = v->attempt;
+    r.status = st;
+    r.exit_code = code;
+    r.signal = sig;
+    r.duration_us = 1234567;
+    r.error = err;
+    r.error_len = (uint32_t)strlen(err);
+    ck_assert_jobq_ok(core_complete(c, W1, &r, now));
+}
+
+START_TEST(test_a_dead_job_keeps_its_exit_code_and_signal_across_replay)
+{
+    s_mkdir();
+    core_t *c = s_core();
+    int64_t now = jobq_now_ms();
+    journal_t *j = s_open(c, now, 0);
+    jobq_id_t failed = s_submit(c, "d", "exits 3", 0, NULL, 1, now);
+    jobq_id_t killed = s_submit(c, "d", "killed", 0, "k1", 1, now);
+    ck_assert_jobq_ok(core_worker_credit(c, W1, 10, now));
+    core_name_t names[1] = {{"d", 1}};
+    core_job_view_t v[2];
+    size_t n = 0;
+    ck_assert_jobq_ok(core_reserve(c, W1, names, 1, now, 2, v, &n));
+    ck_assert_uint_eq(n, 2);
+    for (size_t i = 0; i < n; i++) {
+        if (memcmp(&v[i].id, &failed, sizeof failed) == 0)
+            s_finish(c, &v[i], JOBQ_STATUS_FAILED, 3, 0, "exit status 3", now + 5);
+        else
+            s_finish(c, &v[i], JOBQ_STATUS_CRASHED, 0, 9, "killed by signal 9", now + 5);
+    }
+    ck_assert_jobq_ok(journal_commit(j, now + 5));
+    journal_close(&j);
+    core_destroy(&c);
+
+    for (int round = 0; round < 2; round++) { /* the snapshot keeps them too */
+        core_t *c2 = s_core();
+        journal_t *j2 = s_open(c2, jobq_now_ms(), 0);
+        core_job_view_t a, b;
+        ck_assert_jobq_ok(core_peek(c2, &failed, &a));
+        ck_assert_int_eq(a.state, JOBQ_STATE_DEAD);
+        ck_assert_int_eq(a.last_status, JOBQ_STATUS_FAILED);
+        ck_assert_int_eq(a.exit_code, 3);
+        ck_assert_int_eq(a.signal, 0);
+        ck_assert_uint_eq(a.error_len, strlen("exit status 3"));
+        ck_assert_int_eq(memcmp(a.error, "exit status 3", a.error_len), 0);
+        ck_assert_jobq_ok(core_peek(c2, &killed, &b));
+        ck_assert_int_eq(b.state, JOBQ_STATE_DEAD);
+        ck_assert_int_eq(b.last_status, JOBQ_STATUS_CRASHED);
+        ck_assert_int_eq(b.exit_code, 0);
+        ck_assert_int_eq(b.signal, 9);
+        ck_assert_uint_eq(b.error_len, strlen("killed by signal 9"));
+        ck_assert_int_eq(memcmp(b.error, "killed by signal 9", b.error_len), 0);
+        const char *why = NULL;
+        ck_assert_msg(core_check(c2, &why) == 0, "%s", why);
+        journal_close(&j2);
+        core_destroy(&c2);
+    }
+    s_rmdir();
+}
+END_TEST
+
 START_TEST(test_every_prefix_recovers_exactly_the_whole_records_in_it)
 {
     s_mkdir();
@@ -624,6 +694,7 @@ main(void)
     TCase *tc = tcase_create("journal");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_replay_restores_the_same_state_and_twice_is_idempotent);
+    tcase_add_test(tc, test_a_dead_job_keeps_its_exit_code_and_signal_across_replay);
     tcase_add_test(tc, test_every_prefix_recovers_exactly_the_whole_records_in_it);
     tcase_add_test(tc, test_a_flipped_bit_before_the_last_record_is_found_at_its_record);
     tcase_add_test(tc, test_a_zero_filled_tail_is_the_end_of_data);
