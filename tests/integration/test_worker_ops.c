@@ -357,7 +357,113 @@ START_TEST(test_c_handler_ignoring_the_soft_flag_is_killed_at_the_hard_limit)
 }
 END_TEST
 
-START_TEST(test_long_lived_child_past_the_hard_limit_is_killed_and_replaced)
+/* Spins past any limit (ignoring the soft flag) on payload "spin", or on
+ * payload "spin1" in its first attempt only; echoes anything else. */
+static int
+s_spin_or_echo(const jobq_job_t *job, jobq_output_t *out, void *arg)
+{
+    (void)arg;
+    int spin = job->payload_len == 4 && !memcmp(job->payload, "spin", 4);
+    spin |= job->payload_len == 5 && !memcmp(job->payload, "spin1", 5) && job->attempt == 1;
+    if (spin) {
+        struct timespec ts = {20, 0};
+        nanosleep(&ts, NULL);
+    }
+    return jobq_output_append(out, job->payload, job->payload_len) == JOBQ_OK ? 0 : 1;
+}
+
+/* Puts job i with payload text and max_attempts; returns its result. */
+static void
+s_put_and_wait(jobq_queue_t *q, unsigned i, const char *text, uint32_t max_attempts,
+               jobq_result_t *res, char *err, size_t err_len)
+{
+    jobq_job_t job;
+    jobq_job_init(&job);
+    s_id(i, &job.id);
+    job.payload = text;
+    job.payload_len = strlen(text);
+    job.max_attempts = max_attempts;
+    ck_assert_jobq_ok(jobq_queue_put(q, &job, 5000));
+    ck_assert_jobq_ok(jobq_queue_get_result(q, res, 30000));
+    ck_assert_uint_eq(s_index(&res->id), i);
+    snprintf(err, err_len, "%.*s", (int)res->error_len, res->error ? res->error : "");
+}
+
+/* A one-worker forked pool (the default long-lived child) with a 300 ms hard
+ * limit on the queue at url (NULL: an anonymous queue): a job spinning past
+ * it is reported TIMEDOUT with the limit, the child is replaced, and the next
+ * job runs fine. */
+static void
+s_hard_kill_case(const char *url)
+{
+    jobq_queue_t *q = NULL;
+    jobq_queue_opts_t qo = {.flags = JOBQ_QUEUE_CREATE, .max_items = 16};
+    if (url) {
+        jobq_queue_unlink(url);
+        ck_assert_jobq_ok(jobq_queue_open(url, &qo, &q));
+    } else {
+        ck_assert_jobq_ok(jobq_queue_new_anon(NULL, &q));
+    }
+    jobq_pool_opts_t o;
+    jobq_pool_opts_init(&o);
+    if (url)
+        o.url = url;
+    else
+        o.queue = q;
+    o.workers = 1;
+    o.fn = s_spin_or_echo;
+    o.time_limit_ms = 300;
+    o.restart_min_ms = 10;
+    jobq_pool_t *pool = s_start(&o);
+    jobq_result_t res;
+    char err[256];
+    int64_t t0 = s_now_ms();
+    s_put_and_wait(q, 1, "spin", 1, &res, err, sizeof err);
+    int64_t took = s_now_ms() - t0;
+    ck_assert_msg(res.status == JOBQ_STATUS_TIMEDOUT, "%s: %s", jobq_status_name(res.status), err);
+    ck_assert_int_eq(res.signal, SIGKILL);
+    ck_assert_msg(strstr(err, "hard time limit 0.3 s exceeded"), "%s", err);
+    ck_assert_int_lt(took, 15000); /* not the handler's 20 s */
+    s_put_and_wait(q, 2, "next", 1, &res, err, sizeof err);
+    ck_assert_msg(res.status == JOBQ_STATUS_DONE, "%s: %s", jobq_status_name(res.status), err);
+    ck_assert_uint_eq(res.output_len, 4);
+    ck_assert_jobq_ok(jobq_queue_put_sentinel(q, 5000));
+    jobq_pool_report_t rep;
+    ck_assert_jobq_ok(jobq_pool_wait(pool, 20000, &rep));
+    ck_assert_uint_eq(rep.deaths, 1);
+    ck_assert_uint_eq(rep.restarts, 1); /* the replacement ran the next job */
+    ck_assert_uint_eq(rep.failed, 1);   /* a timed-out attempt, not a crash */
+    ck_assert_uint_eq(rep.crashed, 0);
+    ck_assert_uint_eq(rep.done, 1);
+    jobq_pool_destroy(&pool);
+    jobq_queue_destroy(&q);
+    if (url)
+        jobq_queue_unlink(url);
+}
+
+START_TEST(test_long_lived_child_past_the_hard_limit_is_reported_timedout_and_replaced)
+{
+    s_hard_kill_case(NULL);
+}
+END_TEST
+
+START_TEST(test_hard_limit_kill_on_a_shm_queue_is_reported_timedout)
+{
+    char url[64];
+    snprintf(url, sizeof url, "shm://twops-hard-%d", (int)getpid());
+    s_hard_kill_case(url);
+}
+END_TEST
+
+START_TEST(test_hard_limit_kill_on_an_mq_queue_is_reported_timedout)
+{
+    char url[64];
+    snprintf(url, sizeof url, "mq://twops-hard-%d", (int)getpid());
+    s_hard_kill_case(url);
+}
+END_TEST
+
+START_TEST(test_job_with_attempts_left_is_retried_after_a_hard_timeout)
 {
     jobq_queue_t *q = NULL;
     ck_assert_jobq_ok(jobq_queue_new_anon(NULL, &q));
@@ -365,29 +471,21 @@ START_TEST(test_long_lived_child_past_the_hard_limit_is_killed_and_replaced)
     jobq_pool_opts_init(&o);
     o.queue = q;
     o.workers = 1;
-    o.fn = s_stubborn;
+    o.fn = s_spin_or_echo;
     o.time_limit_ms = 300;
     o.restart_min_ms = 10;
     jobq_pool_t *pool = s_start(&o);
-    jobq_job_t job;
-    jobq_job_init(&job);
-    s_id(1, &job.id);
-    job.payload = "x";
-    job.payload_len = 1;
-    job.max_attempts = 1;
-    int64_t t0 = s_now_ms();
-    ck_assert_jobq_ok(jobq_queue_put(q, &job, 5000));
     jobq_result_t res;
-    ck_assert_jobq_ok(jobq_queue_get_result(q, &res, 20000));
-    int64_t took = s_now_ms() - t0;
-    ck_assert_int_eq(res.status, JOBQ_STATUS_CRASHED); /* handed back like a crash */
-    ck_assert_msg(res.signal == SIGKILL || res.signal == 0, "signal %d", res.signal);
-    ck_assert_int_lt(took, 10000); /* not the handler's 20 s */
+    char err[256];
+    s_put_and_wait(q, 1, "spin1", 2, &res, err, sizeof err);
+    ck_assert_msg(res.status == JOBQ_STATUS_DONE, "%s: %s", jobq_status_name(res.status), err);
+    ck_assert_uint_eq(res.attempt, 2); /* the timed-out attempt used one */
     ck_assert_jobq_ok(jobq_queue_put_sentinel(q, 5000));
     jobq_pool_report_t rep;
     ck_assert_jobq_ok(jobq_pool_wait(pool, 20000, &rep));
-    ck_assert_uint_eq(rep.deaths, 1);
-    ck_assert_uint_eq(rep.restarts, 1); /* the replacement took the sentinel */
+    ck_assert_uint_eq(rep.failed, 1);
+    ck_assert_uint_eq(rep.crashed, 0);
+    ck_assert_uint_eq(rep.done, 1);
     jobq_pool_destroy(&pool);
     jobq_queue_destroy(&q);
 }
@@ -571,7 +669,10 @@ s_suite(void)
     tcase_add_test(tc, test_default_mode_crash_is_reported_and_the_child_replaced);
     tcase_add_test(tc, test_c_handler_polling_the_soft_flag_ends_timedout_with_its_output);
     tcase_add_test(tc, test_c_handler_ignoring_the_soft_flag_is_killed_at_the_hard_limit);
-    tcase_add_test(tc, test_long_lived_child_past_the_hard_limit_is_killed_and_replaced);
+    tcase_add_test(tc, test_long_lived_child_past_the_hard_limit_is_reported_timedout_and_replaced);
+    tcase_add_test(tc, test_hard_limit_kill_on_a_shm_queue_is_reported_timedout);
+    tcase_add_test(tc, test_hard_limit_kill_on_an_mq_queue_is_reported_timedout);
+    tcase_add_test(tc, test_job_with_attempts_left_is_retried_after_a_hard_timeout);
     tcase_add_test(tc, test_broker_recycling_hands_prefetched_jobs_back_and_loses_none);
     tcase_add_test(tc, test_broker_cold_stop_hands_jobs_back_without_waiting_for_heartbeats);
     tcase_add_test(tc, test_broker_worker_fork_per_job_survives_a_crashing_job);
