@@ -614,6 +614,68 @@ START_TEST(test_broker_cold_stop_hands_jobs_back_without_waiting_for_heartbeats)
 }
 END_TEST
 
+/* A forked network worker with a C handler past its hard limit: its
+ * connection thread reports the attempt TIMEDOUT and the child ends (no
+ * SIGKILL, no lost worker); the replacement serves the next jobs; a job with
+ * attempts left is retried by the broker. */
+START_TEST(test_broker_worker_past_the_hard_limit_reports_timedout_and_is_replaced)
+{
+    static const char *args[] = {"--backoff-base", "0", NULL};
+    wc_broker_t broker;
+    jobq_producer_t *p = NULL;
+    ck_assert_int_eq(wc_broker_start(&broker, args), 0);
+    ck_assert_jobq_ok(jobq_producer_open(broker.url, NULL, &p));
+    static const char *queues[] = {"hard"};
+    jobq_pool_opts_t o;
+    jobq_pool_opts_init(&o);
+    o.url = broker.url;
+    o.workers = 1;
+    o.fn = s_spin_or_echo;
+    o.time_limit_ms = 300;
+    o.restart_min_ms = 10;
+    o.heartbeat_ms = 3000; /* a lost worker would take ~9 s to be noticed */
+    o.queues = queues;
+    o.nqueues = 1;
+    jobq_pool_t *pool = s_start(&o);
+    jobq_job_t jobs[3];
+    ns_job(&jobs[0], "hard", "spin", 60000, 1);
+    ns_job(&jobs[1], "hard", "next", 60000, 1);
+    ns_job(&jobs[2], "hard", "spin1", 60000, 2);
+    jobq_result_t res;
+    int64_t t0 = s_now_ms();
+    ck_assert_jobq_ok(jobq_producer_submit(p, &jobs[0], 10000));
+    s_wait_result(p, &jobs[0].id, &res, 30000);
+    char err[256];
+    snprintf(err, sizeof err, "%.*s", (int)res.error_len, res.error ? res.error : "");
+    /* its one attempt ended TIMEDOUT, so the broker buried it with that
+     * attempt's text and signal (a lost worker would say so, signal 0) */
+    ck_assert_msg(res.status == JOBQ_STATUS_DEAD, "%s: %s", jobq_status_name(res.status), err);
+    ck_assert_msg(strstr(err, "hard time limit 0.3 s exceeded"), "%s", err);
+    ck_assert_int_eq(res.signal, SIGKILL);
+    ck_assert_int_lt(s_now_ms() - t0, 8000); /* not a lease or heartbeat expiry */
+    ck_assert_jobq_ok(jobq_producer_submit(p, &jobs[1], 10000));
+    s_wait_result(p, &jobs[1].id, &res, 30000);
+    ck_assert_int_eq(res.status, JOBQ_STATUS_DONE);
+    ck_assert_uint_eq(res.output_len, 4);
+    ck_assert_jobq_ok(jobq_producer_submit(p, &jobs[2], 10000));
+    s_wait_result(p, &jobs[2].id, &res, 30000);
+    ck_assert_msg(res.status == JOBQ_STATUS_DONE, "%s", jobq_status_name(res.status));
+    ck_assert_uint_eq(res.attempt, 2); /* the timed-out attempt counted */
+    ck_assert_int_eq(ns_wait_stat(broker.url, "worker", 1, 10000), 0);
+    ck_assert_jobq_ok(jobq_producer_stop_workers(p, NULL, 0));
+    jobq_pool_report_t rep;
+    ck_assert_jobq_ok(jobq_pool_wait(pool, 20000, &rep));
+    ck_assert_uint_eq(rep.deaths, 0); /* the supervisor's SIGKILL was not needed */
+    ck_assert_uint_eq(rep.restarts, 2);
+    ck_assert_uint_eq(rep.failed, 2);
+    ck_assert_uint_eq(rep.crashed, 0);
+    ck_assert_uint_eq(rep.done, 2);
+    jobq_pool_destroy(&pool);
+    jobq_producer_destroy(&p);
+    wc_broker_stop(&broker, 5000);
+}
+END_TEST
+
 START_TEST(test_broker_worker_fork_per_job_survives_a_crashing_job)
 {
     wc_broker_t broker;
@@ -676,6 +738,7 @@ s_suite(void)
     tcase_add_test(tc, test_broker_recycling_hands_prefetched_jobs_back_and_loses_none);
     tcase_add_test(tc, test_broker_cold_stop_hands_jobs_back_without_waiting_for_heartbeats);
     tcase_add_test(tc, test_broker_worker_fork_per_job_survives_a_crashing_job);
+    tcase_add_test(tc, test_broker_worker_past_the_hard_limit_reports_timedout_and_is_replaced);
     suite_add_tcase(s, tc);
     return s;
 }
