@@ -897,6 +897,7 @@ s_hard_stop(networker_t *nw, const jobq_result_t *res)
         s_send_report(nw);
         conn_disconnect(nw->conn, nw->rel, (uint32_t)nw->nrel, S_LINGER_MS);
     }
+    conn_destroy(&nw->conn); /* flushes RESULT, REPORT, DISCONNECT (linger): _exit would not */
     nw->cfg->on_hard(nw->cfg->on_hard_arg);
     abort(); /* on_hard must not return */
 }

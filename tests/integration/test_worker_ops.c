@@ -397,7 +397,8 @@ static void
 s_hard_kill_case(const char *url)
 {
     jobq_queue_t *q = NULL;
-    jobq_queue_opts_t qo = {.flags = JOBQ_QUEUE_CREATE, .max_items = 16};
+    jobq_queue_opts_t qo = {.flags = JOBQ_QUEUE_CREATE,
+                            .max_items = 4}; /* mq: small RLIMIT_MSGQUEUE */
     if (url) {
         jobq_queue_unlink(url);
         ck_assert_jobq_ok(jobq_queue_open(url, &qo, &q));
@@ -460,6 +461,99 @@ START_TEST(test_hard_limit_kill_on_an_mq_queue_is_reported_timedout)
     char url[64];
     snprintf(url, sizeof url, "mq://twops-hard-%d", (int)getpid());
     s_hard_kill_case(url);
+}
+END_TEST
+
+/* A forked child takes job 1 from q and is SIGKILLed; the item is then
+ * reclaimed as killed at a hard limit of 1500 ms. Returns the result. */
+static void
+s_reclaim_timedout_case(jobq_queue_t *q, jobq_result_t *res, char *err, size_t err_len)
+{
+    jobq_job_t job;
+    jobq_job_init(&job);
+    s_id(1, &job.id);
+    job.payload = "x";
+    job.payload_len = 1;
+    job.max_attempts = 1;
+    ck_assert_jobq_ok(jobq_queue_put(q, &job, 5000));
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        jobq_item_t item;
+        char c = jobq_queue_get(q, &item, 5000) == JOBQ_OK ? 'y' : 'n';
+        ssize_t w = write(fds[1], &c, 1);
+        (void)w;
+        pause();
+        _exit(0);
+    }
+    char c = 0;
+    ck_assert_int_eq(read(fds[0], &c, 1), 1);
+    ck_assert_int_eq(c, 'y');
+    kill(pid, SIGKILL);
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    close(fds[0]);
+    close(fds[1]);
+    ck_assert_int_eq(jobq_queue_reclaim_timedout(q, pid, 1500), 1);
+    ck_assert_jobq_ok(jobq_queue_get_result(q, res, 5000));
+    snprintf(err, err_len, "%.*s", (int)res->error_len, res->error ? res->error : "");
+}
+
+START_TEST(test_reclaim_timedout_reports_the_limit_in_seconds_on_shm_and_mq)
+{
+    char url[64];
+    snprintf(url, sizeof url, "mq://twops-rt-%d", (int)getpid());
+    jobq_queue_opts_t qo = {.flags = JOBQ_QUEUE_CREATE, .max_items = 4};
+    for (int k = 0; k < 2; k++) {
+        jobq_queue_t *q = NULL;
+        if (k == 0) {
+            ck_assert_jobq_ok(jobq_queue_new_anon(NULL, &q));
+        } else {
+            jobq_queue_unlink(url);
+            ck_assert_jobq_ok(jobq_queue_open(url, &qo, &q));
+        }
+        jobq_result_t res;
+        char err[256];
+        s_reclaim_timedout_case(q, &res, err, sizeof err);
+        ck_assert_msg(res.status == JOBQ_STATUS_TIMEDOUT, "%d: %s: %s", k,
+                      jobq_status_name(res.status), err);
+        ck_assert_int_eq(res.signal, SIGKILL);
+        ck_assert_msg(strstr(err, "hard time limit 1.5 s exceeded"), "%d: %s", k, err);
+        ck_assert_uint_eq(jobq_queue_unfinished(q), 0);
+        jobq_queue_destroy(&q);
+    }
+    jobq_queue_unlink(url);
+}
+END_TEST
+
+START_TEST(test_plain_reclaim_cannot_forge_a_timeout)
+{
+    jobq_queue_t *q = NULL;
+    ck_assert_jobq_ok(jobq_queue_new_anon(NULL, &q));
+    jobq_job_t job;
+    jobq_job_init(&job);
+    s_id(1, &job.id);
+    job.payload = "x";
+    job.payload_len = 1;
+    ck_assert_jobq_ok(jobq_queue_put(q, &job, 5000));
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        jobq_item_t item;
+        _exit(jobq_queue_get(q, &item, 5000) == JOBQ_OK ? 0 : 1); /* dies holding it */
+    }
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert_int_eq(WEXITSTATUS(st), 0);
+    /* a sig with the internal timeout bit is taken as "unknown" */
+    ck_assert_int_eq(jobq_queue_reclaim(q, pid, 0x40000000 | 2000), 1);
+    jobq_result_t res;
+    ck_assert_jobq_ok(jobq_queue_get_result(q, &res, 5000));
+    ck_assert_int_eq(res.status, JOBQ_STATUS_CRASHED);
+    ck_assert_int_eq(res.signal, 0);
+    jobq_queue_destroy(&q);
 }
 END_TEST
 
@@ -735,6 +829,8 @@ s_suite(void)
     tcase_add_test(tc, test_hard_limit_kill_on_a_shm_queue_is_reported_timedout);
     tcase_add_test(tc, test_hard_limit_kill_on_an_mq_queue_is_reported_timedout);
     tcase_add_test(tc, test_job_with_attempts_left_is_retried_after_a_hard_timeout);
+    tcase_add_test(tc, test_reclaim_timedout_reports_the_limit_in_seconds_on_shm_and_mq);
+    tcase_add_test(tc, test_plain_reclaim_cannot_forge_a_timeout);
     tcase_add_test(tc, test_broker_recycling_hands_prefetched_jobs_back_and_loses_none);
     tcase_add_test(tc, test_broker_cold_stop_hands_jobs_back_without_waiting_for_heartbeats);
     tcase_add_test(tc, test_broker_worker_fork_per_job_survives_a_crashing_job);
