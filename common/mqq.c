@@ -666,7 +666,9 @@ s_reclaim_slot(mqq_t *q, uint32_t si, pid_t only_pid, int sig, pid_t self)
     if (st == S_FREE || st == S_ORPHAN || owner == self || (only_pid && owner != only_pid))
         return 0;
     uint64_t start = (st == S_RECEIVING || st == S_HELD) ? atomic_load(&s->start) : 0;
-    if (s_alive(owner, start))
+    /* jobq_queue_reclaim_timedout: the supervisor stopped the holder (SIGSTOP)
+     * inside its handler, and kills it next */
+    if (!(only_pid && (sig & QUEUE_RECLAIM_HARD)) && s_alive(owner, start))
         return 0;
     JOBQ_FAULT("mqq.reclaim.locked");
     switch (st) {

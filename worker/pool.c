@@ -557,6 +557,34 @@ s_kills_overruns(const jobq_pool_t *pool)
     return pool->opts.mode == JOBQ_POOL_PROCS && !pool->exec && !pool->opts.fork_per_job;
 }
 
+/* Local queue: stops child pid (SIGSTOP, waiting until it is stopped) and, if
+ * it is still inside the overrun attempt (its deadline in c is still set: it
+ * makes no queue call there), hands its item back as timed out while it
+ * cannot touch it, so no other process's lazy reclaim of the dead holder can
+ * report it CRASHED first. Returns 1 when it should be killed; 0 when it
+ * finished meanwhile (it is let go on). */
+static int
+s_reclaim_before_kill(jobq_pool_t *pool, pid_t pid, worker_counters_t *c, uint32_t limit)
+{
+    if (kill(pid, SIGSTOP) != 0)
+        return 1;
+    siginfo_t si;
+    int r;
+    do {
+        memset(&si, 0, sizeof si);
+        r = waitid(P_PID, (id_t)pid, &si, WSTOPPED | WEXITED | WNOWAIT);
+    } while (r < 0 && errno == EINTR);
+    if (r != 0 || si.si_code != CLD_STOPPED)
+        return 1; /* it ended on its own: the usual reclaim */
+    if (atomic_load_explicit(&c->hard_deadline_ms, memory_order_acquire) == 0) {
+        kill(pid, SIGCONT);
+        return 0;
+    }
+    if (jobq_queue_reclaim_timedout(pool->q, pid, limit) < 0)
+        LOG_WARN("worker %d: its job could not be handed back before the kill", (int)pid);
+    return 1;
+}
+
 /* SIGKILLs each running child past its published hard deadline (plus a grace,
  * so that a cooperative handler's own TIMEDOUT wins); the item goes back
  * through the usual reclaim. Returns the poll timeout until the next
@@ -581,6 +609,10 @@ s_kill_overruns(jobq_pool_t *pool)
             LOG_NOTICE("worker %d: hard time limit passed: killing it (its job times out)",
                        (int)s->pid);
             s->killed_limit_ms = limit ? limit : 1;
+            if (pool->q && !s_reclaim_before_kill(pool, s->pid, c, s->killed_limit_ms)) {
+                s->killed_limit_ms = 0;
+                continue;
+            }
             kill(s->pid, SIGKILL);
             atomic_store(&c->hard_deadline_ms, 0);
             continue;
