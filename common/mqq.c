@@ -606,15 +606,16 @@ s_crash_send(mqq_t *q, uint32_t si)
     char text[160];
     memcpy(&h, q->seg->bufs[si], sizeof h);
     uint32_t attempt = atomic_load(&s->attempt);
-    int sig = atomic_load(&s->crash_sig);
-    int n = snprintf(text, sizeof text,
+    uint32_t status;
+    int sig;
+    int n = queue_reclaim_verdict(atomic_load(&s->crash_sig), (pid_t)atomic_load(&s->crash_pid),
+                                  &status, &sig, text, sizeof text);
+    if (n < 0)
+        n = snprintf(text, sizeof text,
                      "worker process %d died (signal %d) holding the job; attempt %u of %u",
                      (int)atomic_load(&s->crash_pid), sig, attempt, h.max_attempts);
-    mqq_res_hdr_t r = {.id = h.id,
-                       .attempt = attempt,
-                       .status = JOBQ_STATUS_CRASHED,
-                       .signal = sig,
-                       .error_len = (uint32_t)n};
+    mqq_res_hdr_t r = {
+        .id = h.id, .attempt = attempt, .status = status, .signal = sig, .error_len = (uint32_t)n};
     if (s_send_result(q, &r, NULL, text, 0) != JOBQ_OK)
         return 0;
     s_finish(q, si, w);
@@ -665,7 +666,9 @@ s_reclaim_slot(mqq_t *q, uint32_t si, pid_t only_pid, int sig, pid_t self)
     if (st == S_FREE || st == S_ORPHAN || owner == self || (only_pid && owner != only_pid))
         return 0;
     uint64_t start = (st == S_RECEIVING || st == S_HELD) ? atomic_load(&s->start) : 0;
-    if (s_alive(owner, start))
+    /* jobq_queue_reclaim_timedout: the supervisor stopped the holder (SIGSTOP)
+     * inside its handler, and kills it next */
+    if (!(only_pid && (sig & QUEUE_RECLAIM_HARD)) && s_alive(owner, start))
         return 0;
     JOBQ_FAULT("mqq.reclaim.locked");
     switch (st) {

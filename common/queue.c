@@ -7,6 +7,8 @@
 #include "jobq/errors.h"
 
 #include <assert.h>
+#include <signal.h>
+#include <stdio.h>
 #include <string.h>
 
 struct jobq_queue {
@@ -192,7 +194,38 @@ jobq_queue_unfinished(jobq_queue_t *q)
 int
 jobq_queue_reclaim(jobq_queue_t *q, pid_t pid, int sig)
 {
+    if (sig < 0 || (sig & QUEUE_RECLAIM_HARD))
+        sig = 0; /* that bit is jobq_queue_reclaim_timedout's */
     return q ? q->ops->reclaim(q->impl, pid, sig) : -1;
+}
+
+int
+jobq_queue_reclaim_timedout(jobq_queue_t *q, pid_t pid, uint32_t limit_ms)
+{
+    uint32_t ms = limit_ms > QUEUE_RECLAIM_MS_MASK ? QUEUE_RECLAIM_MS_MASK : limit_ms;
+    return q ? q->ops->reclaim(q->impl, pid, QUEUE_RECLAIM_HARD | (int)ms) : -1;
+}
+
+int
+queue_reclaim_verdict(int sig, pid_t holder, uint32_t *status, int *signal, char *text, size_t len)
+{
+    if (!(sig & QUEUE_RECLAIM_HARD)) {
+        *status = JOBQ_STATUS_CRASHED;
+        *signal = sig;
+        return -1;
+    }
+    uint32_t ms = (uint32_t)sig & QUEUE_RECLAIM_MS_MASK;
+    char secs[32];
+    int n = snprintf(secs, sizeof secs, "%u.%03u", ms / 1000, ms % 1000);
+    while (n > 0 && secs[n - 1] == '0') /* 1.500 -> 1.5, 2.000 -> 2 */
+        secs[--n] = '\0';
+    if (n > 0 && secs[n - 1] == '.')
+        secs[--n] = '\0';
+    *status = JOBQ_STATUS_TIMEDOUT;
+    *signal = SIGKILL;
+    n = snprintf(text, len, "hard time limit %s s exceeded: worker pid %d killed", secs,
+                 (int)holder);
+    return n < 0 ? 0 : (size_t)n >= len ? (int)len - 1 : n;
 }
 
 int

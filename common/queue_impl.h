@@ -37,4 +37,19 @@ int mqq_open(const jobq_url_t *url, const jobq_queue_opts_t *opts, const jobq_qu
              void **impl);
 int mqq_unlink(const jobq_url_t *url);
 
+/* The sig of a reclaim (ops->reclaim) whose holder its supervisor SIGKILLed at
+ * a hard time limit: this bit plus the limit in ms (low 30 bits, clamped).
+ * Set only by jobq_queue_reclaim_timedout; transports store it as they store
+ * a signal and turn it into a result with queue_reclaim_verdict. */
+#define QUEUE_RECLAIM_HARD 0x40000000
+#define QUEUE_RECLAIM_MS_MASK 0x3fffffff
+
+/* The verdict of a reclaimed item whose attempts are used up, from the sig
+ * its reclaim was given: for a hard time limit, JOBQ_STATUS_TIMEDOUT with
+ * *signal SIGKILL and "hard time limit N s exceeded ..." written to text
+ * (len bytes, NUL-terminated), returning the text's length; otherwise
+ * JOBQ_STATUS_CRASHED with *signal = sig, and -1 (the caller writes its own). */
+int queue_reclaim_verdict(int sig, pid_t holder, uint32_t *status, int *signal, char *text,
+                          size_t len);
+
 #endif

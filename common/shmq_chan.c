@@ -16,6 +16,7 @@
 #include "common/clock.h"
 #include "common/fault.h"
 #include "common/log.h"
+#include "common/queue_impl.h"
 #include "common/shmq.h"
 #include "jobq/errors.h"
 
@@ -327,12 +328,17 @@ shmq_result_crc(const shmq_slot_t *s, uint32_t payload_crc)
 
 /* ---- reclaim ------------------------------------------------------------- */
 
-/* Posts the CRASHED result of an item whose attempts are used up. */
+/* Posts the CRASHED result of an item whose attempts are used up (TIMEDOUT
+ * when sig says its holder was killed at a hard time limit). */
 static void
 s_crash_result(shmq_t *q, const shmq_slot_t *it, int sig)
 {
     char text[SHMQ_INLINE];
-    int n = snprintf(text, sizeof text, "holder pid %d died before task_done", (int)it->owner_pid);
+    uint32_t status;
+    int signo;
+    int n = queue_reclaim_verdict(sig, (pid_t)it->owner_pid, &status, &signo, text, sizeof text);
+    if (n < 0)
+        n = snprintf(text, sizeof text, "holder pid %d died before task_done", (int)it->owner_pid);
     uint32_t len = n < 0 ? 0 : (uint32_t)n >= sizeof text ? (uint32_t)sizeof text - 1 : (uint32_t)n;
     shmq_chan_t *rc = q->v[SHMQ_RESULTS].c;
     if (!shmq_room(q, SHMQ_RESULTS, len, 1)) {
@@ -346,9 +352,9 @@ s_crash_result(shmq_t *q, const shmq_slot_t *it, int sig)
     shmq_slot_t *r = &q->v[SHMQ_RESULTS].slots[idx];
     r->id = it->id;
     r->attempt = it->attempt;
-    r->status = JOBQ_STATUS_CRASHED;
+    r->status = status;
     r->exit_code = 0;
-    r->signal = sig;
+    r->signal = signo;
     r->duration_us = 0;
     r->output_len = 0;
     r->flags = 0;

@@ -22,17 +22,23 @@
  *   3. The connection thread never blocks longer than poll_ms or half a
  *      heartbeat interval, so heartbeats, lease renewals and a stop request
  *      are served on time whatever the handler does.
+ *   4. With on_hard, an attempt past its hard limit gets exactly one result:
+ *      the connection thread marks it abandoned under the mutex and sends
+ *      TIMEDOUT; the handler thread drops whatever it finishes afterwards.
  */
 #include "worker/networker.h"
 #include "common/alloc.h"
 #include "common/clock.h"
 #include "common/conn.h"
 #include "common/log.h"
+#include "common/queue_impl.h"
 #include "jobq/errors.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
@@ -42,9 +48,13 @@
 #define S_POLL_MS 100
 #define S_BACKOFF_MIN_MS 100u
 #define S_BACKOFF_MAX_MS 5000u
-#define S_CONNECT_MS 1000             /* one HELLO/WELCOME attempt (a stop waits at most this) */
-#define S_ACK_WAIT_MS 2000            /* stopping: longest wait for RESULT_OKs */
-#define S_OVERRUN_GRACE_MS 2000       /* a handler past its limit this long loses its lease */
+#define S_CONNECT_MS 1000       /* one HELLO/WELCOME attempt (a stop waits at most this) */
+#define S_ACK_WAIT_MS 2000      /* stopping: longest wait for RESULT_OKs */
+#define S_OVERRUN_GRACE_MS 2000 /* a handler past its limit this long loses its lease */
+#define S_HARD_GRACE_MS                                                                            \
+    200 /* on_hard: past its limit this long, an attempt is TIMEDOUT (the                          \
+           handler's own verdict right at the limit wins; the pool's                               \
+           backstop SIGKILL comes 1 s past it) */
 #define S_RESULT_BYTES (768u * 1024u) /* output bytes per RESULT frame (one result may exceed) */
 #define S_LINGER_MS 1000              /* flushing REPORT and DISCONNECT at the end */
 #define S_DRAIN_MAX 256               /* messages taken from the socket per pass */
@@ -83,6 +93,7 @@ typedef struct s_box {
     s_res_t *out_head, *out_tail; /* finished, not taken by the connection thread */
     int woken;                    /* invariant 2 */
     int recycle;                  /* the handler thread takes no more jobs: recycling */
+    int abandoned;                /* invariant 4: the running attempt was reported TIMEDOUT */
     int quit;
     int efd;
 } s_box_t;
@@ -117,6 +128,7 @@ typedef struct networker {
     int barrier;         /* stopping: the STATS sent after READY 0 awaits its reply */
     worker_end stopping; /* 0: running */
     int64_t ack_deadline_ms;
+    int64_t hard_due_ms; /* on_hard: when the running attempt is due TIMEDOUT; INT64_MAX none */
     int fatal;
 } networker_t;
 
@@ -251,6 +263,11 @@ s_handler_main(void *arg)
         b->recycle = recycle;
         b->running = NULL;
         s_batch_unref(j->batch);
+        if (b->abandoned) { /* invariant 4: its TIMEDOUT went out already */
+            pthread_mutex_unlock(&b->mu);
+            jobq_free(r);
+            continue;
+        }
         if (b->out_tail)
             b->out_tail->next = r;
         else
@@ -775,6 +792,8 @@ s_wait(networker_t *nw)
     }
     if (nw->unsent_head && up && timeout > 10)
         timeout = 10; /* the socket was full */
+    if (nw->hard_due_ms - now < timeout)
+        timeout = nw->hard_due_ms - now;
     zmq_pollitem_t items[2] = {{NULL, nw->box.efd, ZMQ_POLLIN, 0},
                                {conn_socket(nw->conn), 0, ZMQ_POLLIN, 0}};
     if (zmq_poll(items, up ? 2 : 1, timeout < 0 ? 0 : (long)timeout) < 0 && zmq_errno() != EINTR)
@@ -816,6 +835,73 @@ s_recycling(networker_t *nw)
     return r;
 }
 
+/* on_hard: if the running attempt is past its hard limit (plus the grace),
+ * marks it abandoned (invariant 4) and fills *res with its TIMEDOUT result
+ * (text in text, len bytes), returning 1; else sets nw->hard_due_ms and
+ * returns 0. */
+static int
+s_hard_due(networker_t *nw, jobq_result_t *res, char *text, size_t len)
+{
+    s_box_t *b = &nw->box;
+    int64_t now = jobq_now_ms();
+    nw->hard_due_ms = INT64_MAX;
+    pthread_mutex_lock(&b->mu);
+    int64_t due = b->running_since_ms + b->running_limit_ms + S_HARD_GRACE_MS;
+    int running = b->running && b->running_limit_ms && !b->abandoned;
+    if (!running || now < due) {
+        if (running)
+            nw->hard_due_ms = due;
+        pthread_mutex_unlock(&b->mu);
+        return 0;
+    }
+    jobq_result_init(res);
+    res->id = b->running->job.id;
+    res->attempt = b->running->job.attempt;
+    res->duration_us = (uint64_t)(now - b->running_since_ms) * 1000;
+    int sig = QUEUE_RECLAIM_HARD | (int)(b->running_limit_ms & QUEUE_RECLAIM_MS_MASK);
+    uint32_t status;
+    int n = queue_reclaim_verdict(sig, getpid(), &status, &res->signal, text, len);
+    res->status = (jobq_status)status;
+    res->error = text;
+    res->error_len = n > 0 ? (uint32_t)n : 0;
+    b->abandoned = 1;
+    b->quit = 1; /* take no other job */
+    pthread_mutex_unlock(&b->mu);
+    return 1;
+}
+
+/* on_hard: reports the overrun attempt TIMEDOUT, hands the unstarted jobs
+ * back, says goodbye and calls on_hard (which does not return). The pool's
+ * SIGKILL is pushed back meanwhile, not removed: it stays the backstop. */
+static _Noreturn void
+s_hard_stop(networker_t *nw, const jobq_result_t *res)
+{
+    worker_counters_t *c = nw->cfg->counters;
+    LOG_NOTICE("%.*s: reporting the job timed out and ending this worker", (int)res->error_len,
+               res->error);
+    if (c) {
+        atomic_store(&c->hard_deadline_ms, jobq_now_ms() + S_CONNECT_MS + S_LINGER_MS + 1000);
+        s_add(&c->failed, 1);
+        s_add(&c->busy_us, res->duration_us);
+    }
+    s_begin_stop(nw, WORKER_END_STOPPED); /* unstarted jobs to the release list */
+    s_take_results(nw);                   /* finished before it: sent first */
+    s_res_t *r = s_res_copy(res);
+    if (nw->unsent_tail)
+        nw->unsent_tail->next = r;
+    else
+        nw->unsent_head = r;
+    nw->unsent_tail = r;
+    if (conn_is_connected(nw->conn)) {
+        s_send_results(nw);
+        s_send_report(nw);
+        conn_disconnect(nw->conn, nw->rel, (uint32_t)nw->nrel, S_LINGER_MS);
+    }
+    conn_destroy(&nw->conn); /* flushes RESULT, REPORT, DISCONNECT (linger): _exit would not */
+    nw->cfg->on_hard(nw->cfg->on_hard_arg);
+    abort(); /* on_hard must not return */
+}
+
 static int
 s_init(networker_t *nw, const networker_cfg_t *cfg)
 {
@@ -826,6 +912,7 @@ s_init(networker_t *nw, const networker_cfg_t *cfg)
     nw->poll_ms = cfg->poll_ms ? cfg->poll_ms : S_POLL_MS;
     nw->backoff_ms = S_BACKOFF_MIN_MS;
     nw->next_renew_ms = INT64_MAX;
+    nw->hard_due_ms = INT64_MAX;
     nw->queues = jobq_calloc(cfg->nqueues + 1, sizeof *nw->queues);
     for (uint32_t i = 0; i < cfg->nqueues; i++)
         nw->queues[i] = (wire_str_t){cfg->queues[i], (uint32_t)strlen(cfg->queues[i])};
@@ -893,6 +980,10 @@ networker_run(const networker_cfg_t *cfg)
             s_begin_stop(&nw, WORKER_END_RECYCLE);
         if (cfg->on_cold && s_stop_level(&nw) >= 2)
             s_cold_stop(&nw);
+        jobq_result_t hres;
+        char htext[160];
+        if (cfg->on_hard && s_hard_due(&nw, &hres, htext, sizeof htext))
+            s_hard_stop(&nw, &hres);
         if (!nw.stopping && !conn_is_connected(nw.conn) && jobq_now_ms() >= nw.next_connect_ms)
             s_connect(&nw);
         if (nw.fatal) {

@@ -64,6 +64,14 @@ typedef struct networker_cfg {
      * the final report and _exits). NULL: level 2 only skips the waits. */
     void (*on_cold)(void *arg);
     void *on_cold_arg;
+    /* Hard time limit of a forked worker whose handler cannot be stopped (a
+     * C or built-in handler in a long-lived child): once the running attempt
+     * is past its limit, the loop sends its RESULT {TIMEDOUT, "hard time limit
+     * N s exceeded"}, REPORT and DISCONNECT {the unstarted jobs}, then calls
+     * on_hard, which must not return (it writes the final report and _exits;
+     * the process is replaced). NULL: the lease lapses instead (D24). */
+    void (*on_hard)(void *arg);
+    void *on_hard_arg;
 } networker_cfg_t;
 
 /* Runs the loop until a SENTINEL (WORKER_END_SENTINEL), the stop flag

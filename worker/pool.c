@@ -7,7 +7,10 @@
  *
  * Worker operations on the supervisor's side (docs/WORKERS.md): a child that
  * ends "recycled" is replaced at once without backoff; a long-lived child past
- * the hard deadline it published is SIGKILLed (s_kill_overruns); a cold stop
+ * the hard deadline it published is SIGKILLed (s_kill_overruns) and its item
+ * reclaimed as timed out (a TIMEDOUT result once its attempts are used up); a
+ * network worker that reported its overrun itself exits POOL_EXIT_HARD and is
+ * replaced at once; a cold stop
  * of a broker pool lets the children hand their jobs back first (s_cold_due).
  *
  * Every fork happens on the supervisor thread, which lives until the last
@@ -277,6 +280,7 @@ s_spawn(jobq_pool_t *pool, unsigned i)
     fcntl(fds[0], F_SETFL, O_NONBLOCK);
     s->report_fd = fds[0];
     s->report_got = 0;
+    s->killed_limit_ms = 0;
     s->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
     if (s->pidfd >= 0)
         fcntl(s->pidfd, F_SETFD, FD_CLOEXEC);
@@ -374,7 +378,13 @@ s_account(jobq_pool_t *pool, unsigned i, pid_t pid, const s_end_t *end)
     int normal = reported && end->known && !end->sig && end->code == 0;
     const worker_counters_t *c = &pool->shared->counters[i];
     uint64_t jobs = atomic_load(&c->done) + atomic_load(&c->failed) + atomic_load(&c->crashed);
-    int back = normal || !pool->q ? 0 : jobq_queue_reclaim(pool->q, pid, end->sig);
+    /* killed at a hard time limit: its job is TIMEDOUT, not CRASHED (D23) */
+    int hard = s->killed_limit_ms && end->known && end->sig == SIGKILL;
+    /* a network worker that reported its attempt TIMEDOUT and ended */
+    int hard_exit = reported && end->known && !end->sig && end->code == POOL_EXIT_HARD;
+    int back = normal || !pool->q ? 0
+               : hard             ? jobq_queue_reclaim_timedout(pool->q, pid, s->killed_limit_ms)
+                                  : jobq_queue_reclaim(pool->q, pid, end->sig);
     struct rusage ru;
     memset(&ru, 0, sizeof ru);
     pid_t r;
@@ -411,14 +421,26 @@ s_account(jobq_pool_t *pool, unsigned i, pid_t pid, const s_end_t *end)
         s->state = POOL_DONE;
         return;
     }
-    /* The attempt it held crashed, whoever handed the item back (another
-     * process's lazy reclaim may have been first). */
+    if (hard_exit) { /* counted from its report; replaced at once unless stopping */
+        LOG_NOTICE("worker %d ended after a hard time limit: replacing it", (int)pid);
+        s->restart_at_ms = jobq_now_ms();
+        s->state = s_stop_level(pool) == 0 ? POOL_WAITING : POOL_DONE;
+        return;
+    }
+    /* The attempt it held crashed (or timed out, when we killed it for that),
+     * whoever handed the item back (another process's lazy reclaim may have
+     * been first, and then reported it CRASHED). */
     uint64_t held = atomic_load(&c->holding);
-    pool->report.crashed += back > 0 && (uint64_t)back > held ? (uint64_t)back : held;
-    LOG_NOTICE("worker %d ended (%s %d); %d job(s) handed back", (int)pid,
-               end->sig ? "signal" : "exit", end->sig ? end->sig : end->code, back);
+    uint64_t lost = back > 0 && (uint64_t)back > held ? (uint64_t)back : held;
+    if (hard)
+        pool->report.failed += lost;
+    else
+        pool->report.crashed += lost;
+    LOG_NOTICE("worker %d ended (%s %d%s); %d job(s) handed back", (int)pid,
+               end->sig ? "signal" : "exit", end->sig ? end->sig : end->code,
+               hard ? ", hard time limit" : "", back);
     if (s_stop_level(pool) == 0)
-        s_schedule_restart(pool, i, jobs);
+        s_schedule_restart(pool, i, hard ? jobs + 1 : jobs); /* a timeout is no crash loop */
     else
         s->state = POOL_DONE;
 }
@@ -535,6 +557,34 @@ s_kills_overruns(const jobq_pool_t *pool)
     return pool->opts.mode == JOBQ_POOL_PROCS && !pool->exec && !pool->opts.fork_per_job;
 }
 
+/* Local queue: stops child pid (SIGSTOP, waiting until it is stopped) and, if
+ * it is still inside the overrun attempt (its deadline in c is still set: it
+ * makes no queue call there), hands its item back as timed out while it
+ * cannot touch it, so no other process's lazy reclaim of the dead holder can
+ * report it CRASHED first. Returns 1 when it should be killed; 0 when it
+ * finished meanwhile (it is let go on). */
+static int
+s_reclaim_before_kill(jobq_pool_t *pool, pid_t pid, worker_counters_t *c, uint32_t limit)
+{
+    if (kill(pid, SIGSTOP) != 0)
+        return 1;
+    siginfo_t si;
+    int r;
+    do {
+        memset(&si, 0, sizeof si);
+        r = waitid(P_PID, (id_t)pid, &si, WSTOPPED | WEXITED | WNOWAIT);
+    } while (r < 0 && errno == EINTR);
+    if (r != 0 || si.si_code != CLD_STOPPED)
+        return 1; /* it ended on its own: the usual reclaim */
+    if (atomic_load_explicit(&c->hard_deadline_ms, memory_order_acquire) == 0) {
+        kill(pid, SIGCONT);
+        return 0;
+    }
+    if (jobq_queue_reclaim_timedout(pool->q, pid, limit) < 0)
+        LOG_WARN("worker %d: its job could not be handed back before the kill", (int)pid);
+    return 1;
+}
+
 /* SIGKILLs each running child past its published hard deadline (plus a grace,
  * so that a cooperative handler's own TIMEDOUT wins); the item goes back
  * through the usual reclaim. Returns the poll timeout until the next
@@ -549,15 +599,22 @@ s_kill_overruns(jobq_pool_t *pool)
     int timeout = -1;
     for (unsigned i = 0; i < pool->n; i++) {
         pool_slot_t *s = &pool->slots[i];
-        int64_t d = atomic_load(&pool->shared->counters[i].hard_deadline_ms);
+        worker_counters_t *c = &pool->shared->counters[i];
+        int64_t d = atomic_load_explicit(&c->hard_deadline_ms, memory_order_acquire);
         if (s->state != POOL_RUNNING || d == 0)
             continue;
         d += S_HARD_GRACE_MS;
         if (now >= d) {
-            LOG_NOTICE("worker %d: hard time limit passed: killing it (its job is handed back)",
+            uint32_t limit = atomic_load_explicit(&c->hard_limit_ms, memory_order_relaxed);
+            LOG_NOTICE("worker %d: hard time limit passed: killing it (its job times out)",
                        (int)s->pid);
+            s->killed_limit_ms = limit ? limit : 1;
+            if (pool->q && !s_reclaim_before_kill(pool, s->pid, c, s->killed_limit_ms)) {
+                s->killed_limit_ms = 0;
+                continue;
+            }
             kill(s->pid, SIGKILL);
-            atomic_store(&pool->shared->counters[i].hard_deadline_ms, 0);
+            atomic_store(&c->hard_deadline_ms, 0);
             continue;
         }
         if (timeout < 0 || d - now < timeout)

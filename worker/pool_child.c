@@ -113,6 +113,22 @@ s_child_cold(void *arg)
     _exit(0);
 }
 
+/* A forked network worker's end after it reported its running attempt
+ * TIMEDOUT at the hard limit: the final report, then _exit with
+ * POOL_EXIT_HARD (the supervisor replaces it) without joining the handler. */
+static _Noreturn void
+s_child_hard(void *arg)
+{
+    const s_cold_t *c = arg;
+    worker_report_t r;
+    worker_report_fill(&r, c->counters, WORKER_END_STOPPED);
+    ssize_t w = write(c->report_fd, &r, sizeof r);
+    (void)w;
+    fflush(stdout);
+    fflush(stderr);
+    _exit(POOL_EXIT_HARD);
+}
+
 /* A forked network worker: its own connection (a ZeroMQ context created
  * after the fork), the loop, the report, exit. */
 static _Noreturn void
@@ -124,6 +140,10 @@ s_child_net(jobq_pool_t *pool, unsigned i, int report_fd)
     s_cold_t cold = {cfg.counters, report_fd};
     cfg.on_cold = s_child_cold;
     cfg.on_cold_arg = &cold;
+    if (!pool->exec && !pool->opts.fork_per_job) { /* its handler cannot be stopped */
+        cfg.on_hard = s_child_hard;
+        cfg.on_hard_arg = &cold;
+    }
     worker_end end = networker_run(&cfg);
     worker_report_t r;
     worker_report_fill(&r, cfg.counters, end);

@@ -22,6 +22,9 @@
 #define POOL_EXIT_ORPHAN 70 /* child exit: the supervisor was gone before prctl */
 #define POOL_EXIT_OPEN 71   /* child exit: the queue could not be opened */
 #define POOL_EXIT_ERROR 72  /* child exit: the queue kept failing */
+#define POOL_EXIT_HARD                                                                             \
+    73 /* child exit: a network worker reported its attempt TIMEDOUT at                            \
+          the hard limit and ended (its handler cannot be stopped) */
 
 typedef enum pool_slot_state {
     POOL_IDLE = 0,
@@ -39,8 +42,9 @@ typedef struct pool_slot {
     size_t report_got;  /* bytes of report received */
     int64_t started_ms; /* CLOCK_MONOTONIC */
     int64_t restart_at_ms;
-    uint32_t delay_ms; /* the next restart delay */
-    int recycled;      /* WAITING after a recycling end: respawn now, not a restart */
+    uint32_t delay_ms;        /* the next restart delay */
+    int recycled;             /* WAITING after a recycling end: respawn now, not a restart */
+    uint32_t killed_limit_ms; /* the supervisor SIGKILLed it at this hard time limit; 0 = no */
 } pool_slot_t;
 
 /* The page shared with the forked children (MAP_SHARED | MAP_ANONYMOUS). */

@@ -198,9 +198,12 @@ worker_run(const worker_cfg_t *cfg)
 void
 worker_mark_deadline(worker_counters_t *c, uint32_t limit_ms)
 {
-    if (c)
-        atomic_store_explicit(&c->hard_deadline_ms, limit_ms ? jobq_now_ms() + limit_ms : 0,
-                              memory_order_relaxed);
+    if (!c)
+        return;
+    if (limit_ms) /* before the deadline: a supervisor that sees one finds its limit */
+        atomic_store_explicit(&c->hard_limit_ms, limit_ms, memory_order_relaxed);
+    atomic_store_explicit(&c->hard_deadline_ms, limit_ms ? jobq_now_ms() + limit_ms : 0,
+                          memory_order_release);
 }
 
 int

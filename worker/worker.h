@@ -47,6 +47,8 @@ typedef struct worker_counters {
     _Atomic int64_t hard_deadline_ms; /* monotonic ms at which the running attempt's hard
                                          time limit ends; 0 = none or idle. A supervisor
                                          kills a long-lived child past it (C handlers) */
+    _Atomic uint32_t hard_limit_ms;   /* the limit behind hard_deadline_ms (kept once idle): the
+                                         supervisor reports a kill as "hard time limit N s" */
 } worker_counters_t;
 
 /* Publishes (limit_ms > 0) or clears (limit_ms 0) the hard deadline of the

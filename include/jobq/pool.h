@@ -23,6 +23,11 @@
  *     hands its jobs out again) and is restarted after a delay that doubles on
  *     each quick death (restart_min_ms up to restart_max_ms), so a crash loop
  *     never spins;
+ *   - a long-lived child running a C or built-in handler past its hard time
+ *     limit is ended and replaced, and that attempt counts as failed, not
+ *     crashed: on a local queue the supervisor SIGKILLs it 1 s past the limit
+ *     and reclaims its item as timed out (jobq_queue_reclaim_timedout); on a
+ *     broker the child reports the attempt TIMEDOUT itself and exits;
  *   - each child sends a final report (counts, busy time, max RSS) through a
  *     pipe, and the pool adds them up.
  * Children run in their own process group, so a terminal's Ctrl-C reaches only

@@ -147,6 +147,13 @@ size_t jobq_queue_unfinished(jobq_queue_t *q);
  * (including pid <= 0). */
 int jobq_queue_reclaim(jobq_queue_t *q, pid_t pid, int sig);
 
+/* jobq_queue_reclaim for a holder its supervisor SIGKILLed because the
+ * running attempt passed its hard time limit of limit_ms: an item with
+ * attempts left goes back the same way, one whose attempts are used up
+ * becomes a TIMEDOUT result (signal 9, "hard time limit N s exceeded")
+ * instead of CRASHED. Returns as jobq_queue_reclaim. */
+int jobq_queue_reclaim_timedout(jobq_queue_t *q, pid_t pid, uint32_t limit_ms);
+
 /* Puts a result on the results channel (output and error bytes are copied).
  * Blocks while the channel is full: results are never dropped.
  * Returns JOBQ_OK, JOBQ_EFULL (timeout 0), JOBQ_ETIMEDOUT, JOBQ_ETOOBIG. */

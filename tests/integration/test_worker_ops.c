@@ -357,7 +357,207 @@ START_TEST(test_c_handler_ignoring_the_soft_flag_is_killed_at_the_hard_limit)
 }
 END_TEST
 
-START_TEST(test_long_lived_child_past_the_hard_limit_is_killed_and_replaced)
+/* Spins past any limit (ignoring the soft flag) on payload "spin", or on
+ * payload "spin1" in its first attempt only; echoes anything else. */
+static int
+s_spin_or_echo(const jobq_job_t *job, jobq_output_t *out, void *arg)
+{
+    (void)arg;
+    int spin = job->payload_len == 4 && !memcmp(job->payload, "spin", 4);
+    spin |= job->payload_len == 5 && !memcmp(job->payload, "spin1", 5) && job->attempt == 1;
+    if (spin) {
+        struct timespec ts = {20, 0};
+        nanosleep(&ts, NULL);
+    }
+    return jobq_output_append(out, job->payload, job->payload_len) == JOBQ_OK ? 0 : 1;
+}
+
+/* Puts job i with payload text and max_attempts; returns its result. */
+static void
+s_put_and_wait(jobq_queue_t *q, unsigned i, const char *text, uint32_t max_attempts,
+               jobq_result_t *res, char *err, size_t err_len)
+{
+    jobq_job_t job;
+    jobq_job_init(&job);
+    s_id(i, &job.id);
+    job.payload = text;
+    job.payload_len = strlen(text);
+    job.max_attempts = max_attempts;
+    ck_assert_jobq_ok(jobq_queue_put(q, &job, 5000));
+    ck_assert_jobq_ok(jobq_queue_get_result(q, res, 30000));
+    ck_assert_uint_eq(s_index(&res->id), i);
+    snprintf(err, err_len, "%.*s", (int)res->error_len, res->error ? res->error : "");
+}
+
+/* A one-worker forked pool (the default long-lived child) with a 300 ms hard
+ * limit on the queue at url (NULL: an anonymous queue): a job spinning past
+ * it is reported TIMEDOUT with the limit, the child is replaced, and the next
+ * job runs fine. */
+static void
+s_hard_kill_case(const char *url)
+{
+    jobq_queue_t *q = NULL;
+    jobq_queue_opts_t qo = {.flags = JOBQ_QUEUE_CREATE,
+                            .max_items = 4}; /* mq: small RLIMIT_MSGQUEUE */
+    if (url) {
+        jobq_queue_unlink(url);
+        ck_assert_jobq_ok(jobq_queue_open(url, &qo, &q));
+    } else {
+        ck_assert_jobq_ok(jobq_queue_new_anon(NULL, &q));
+    }
+    jobq_pool_opts_t o;
+    jobq_pool_opts_init(&o);
+    if (url)
+        o.url = url;
+    else
+        o.queue = q;
+    o.workers = 1;
+    o.fn = s_spin_or_echo;
+    o.time_limit_ms = 300;
+    o.restart_min_ms = 10;
+    jobq_pool_t *pool = s_start(&o);
+    jobq_result_t res;
+    char err[256];
+    int64_t t0 = s_now_ms();
+    s_put_and_wait(q, 1, "spin", 1, &res, err, sizeof err);
+    int64_t took = s_now_ms() - t0;
+    ck_assert_msg(res.status == JOBQ_STATUS_TIMEDOUT, "%s: %s", jobq_status_name(res.status), err);
+    ck_assert_int_eq(res.signal, SIGKILL);
+    ck_assert_msg(strstr(err, "hard time limit 0.3 s exceeded"), "%s", err);
+    ck_assert_int_lt(took, 15000); /* not the handler's 20 s */
+    s_put_and_wait(q, 2, "next", 1, &res, err, sizeof err);
+    ck_assert_msg(res.status == JOBQ_STATUS_DONE, "%s: %s", jobq_status_name(res.status), err);
+    ck_assert_uint_eq(res.output_len, 4);
+    ck_assert_jobq_ok(jobq_queue_put_sentinel(q, 5000));
+    jobq_pool_report_t rep;
+    ck_assert_jobq_ok(jobq_pool_wait(pool, 20000, &rep));
+    ck_assert_uint_eq(rep.deaths, 1);
+    ck_assert_uint_eq(rep.restarts, 1); /* the replacement ran the next job */
+    ck_assert_uint_eq(rep.failed, 1);   /* a timed-out attempt, not a crash */
+    ck_assert_uint_eq(rep.crashed, 0);
+    ck_assert_uint_eq(rep.done, 1);
+    jobq_pool_destroy(&pool);
+    jobq_queue_destroy(&q);
+    if (url)
+        jobq_queue_unlink(url);
+}
+
+START_TEST(test_long_lived_child_past_the_hard_limit_is_reported_timedout_and_replaced)
+{
+    s_hard_kill_case(NULL);
+}
+END_TEST
+
+START_TEST(test_hard_limit_kill_on_a_shm_queue_is_reported_timedout)
+{
+    char url[64];
+    snprintf(url, sizeof url, "shm://twops-hard-%d", (int)getpid());
+    s_hard_kill_case(url);
+}
+END_TEST
+
+START_TEST(test_hard_limit_kill_on_an_mq_queue_is_reported_timedout)
+{
+    char url[64];
+    snprintf(url, sizeof url, "mq://twops-hard-%d", (int)getpid());
+    s_hard_kill_case(url);
+}
+END_TEST
+
+/* A forked child takes job 1 from q and is SIGKILLed; the item is then
+ * reclaimed as killed at a hard limit of 1500 ms. Returns the result. */
+static void
+s_reclaim_timedout_case(jobq_queue_t *q, jobq_result_t *res, char *err, size_t err_len)
+{
+    jobq_job_t job;
+    jobq_job_init(&job);
+    s_id(1, &job.id);
+    job.payload = "x";
+    job.payload_len = 1;
+    job.max_attempts = 1;
+    ck_assert_jobq_ok(jobq_queue_put(q, &job, 5000));
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        jobq_item_t item;
+        char c = jobq_queue_get(q, &item, 5000) == JOBQ_OK ? 'y' : 'n';
+        ssize_t w = write(fds[1], &c, 1);
+        (void)w;
+        pause();
+        _exit(0);
+    }
+    char c = 0;
+    ck_assert_int_eq(read(fds[0], &c, 1), 1);
+    ck_assert_int_eq(c, 'y');
+    kill(pid, SIGKILL);
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    close(fds[0]);
+    close(fds[1]);
+    ck_assert_int_eq(jobq_queue_reclaim_timedout(q, pid, 1500), 1);
+    ck_assert_jobq_ok(jobq_queue_get_result(q, res, 5000));
+    snprintf(err, err_len, "%.*s", (int)res->error_len, res->error ? res->error : "");
+}
+
+START_TEST(test_reclaim_timedout_reports_the_limit_in_seconds_on_shm_and_mq)
+{
+    char url[64];
+    snprintf(url, sizeof url, "mq://twops-rt-%d", (int)getpid());
+    jobq_queue_opts_t qo = {.flags = JOBQ_QUEUE_CREATE, .max_items = 4};
+    for (int k = 0; k < 2; k++) {
+        jobq_queue_t *q = NULL;
+        if (k == 0) {
+            ck_assert_jobq_ok(jobq_queue_new_anon(NULL, &q));
+        } else {
+            jobq_queue_unlink(url);
+            ck_assert_jobq_ok(jobq_queue_open(url, &qo, &q));
+        }
+        jobq_result_t res;
+        char err[256];
+        s_reclaim_timedout_case(q, &res, err, sizeof err);
+        ck_assert_msg(res.status == JOBQ_STATUS_TIMEDOUT, "%d: %s: %s", k,
+                      jobq_status_name(res.status), err);
+        ck_assert_int_eq(res.signal, SIGKILL);
+        ck_assert_msg(strstr(err, "hard time limit 1.5 s exceeded"), "%d: %s", k, err);
+        ck_assert_uint_eq(jobq_queue_unfinished(q), 0);
+        jobq_queue_destroy(&q);
+    }
+    jobq_queue_unlink(url);
+}
+END_TEST
+
+START_TEST(test_plain_reclaim_cannot_forge_a_timeout)
+{
+    jobq_queue_t *q = NULL;
+    ck_assert_jobq_ok(jobq_queue_new_anon(NULL, &q));
+    jobq_job_t job;
+    jobq_job_init(&job);
+    s_id(1, &job.id);
+    job.payload = "x";
+    job.payload_len = 1;
+    ck_assert_jobq_ok(jobq_queue_put(q, &job, 5000));
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        jobq_item_t item;
+        _exit(jobq_queue_get(q, &item, 5000) == JOBQ_OK ? 0 : 1); /* dies holding it */
+    }
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert_int_eq(WEXITSTATUS(st), 0);
+    /* a sig with the internal timeout bit is taken as "unknown" */
+    ck_assert_int_eq(jobq_queue_reclaim(q, pid, 0x40000000 | 2000), 1);
+    jobq_result_t res;
+    ck_assert_jobq_ok(jobq_queue_get_result(q, &res, 5000));
+    ck_assert_int_eq(res.status, JOBQ_STATUS_CRASHED);
+    ck_assert_int_eq(res.signal, 0);
+    jobq_queue_destroy(&q);
+}
+END_TEST
+
+START_TEST(test_job_with_attempts_left_is_retried_after_a_hard_timeout)
 {
     jobq_queue_t *q = NULL;
     ck_assert_jobq_ok(jobq_queue_new_anon(NULL, &q));
@@ -365,29 +565,21 @@ START_TEST(test_long_lived_child_past_the_hard_limit_is_killed_and_replaced)
     jobq_pool_opts_init(&o);
     o.queue = q;
     o.workers = 1;
-    o.fn = s_stubborn;
+    o.fn = s_spin_or_echo;
     o.time_limit_ms = 300;
     o.restart_min_ms = 10;
     jobq_pool_t *pool = s_start(&o);
-    jobq_job_t job;
-    jobq_job_init(&job);
-    s_id(1, &job.id);
-    job.payload = "x";
-    job.payload_len = 1;
-    job.max_attempts = 1;
-    int64_t t0 = s_now_ms();
-    ck_assert_jobq_ok(jobq_queue_put(q, &job, 5000));
     jobq_result_t res;
-    ck_assert_jobq_ok(jobq_queue_get_result(q, &res, 20000));
-    int64_t took = s_now_ms() - t0;
-    ck_assert_int_eq(res.status, JOBQ_STATUS_CRASHED); /* handed back like a crash */
-    ck_assert_msg(res.signal == SIGKILL || res.signal == 0, "signal %d", res.signal);
-    ck_assert_int_lt(took, 10000); /* not the handler's 20 s */
+    char err[256];
+    s_put_and_wait(q, 1, "spin1", 2, &res, err, sizeof err);
+    ck_assert_msg(res.status == JOBQ_STATUS_DONE, "%s: %s", jobq_status_name(res.status), err);
+    ck_assert_uint_eq(res.attempt, 2); /* the timed-out attempt used one */
     ck_assert_jobq_ok(jobq_queue_put_sentinel(q, 5000));
     jobq_pool_report_t rep;
     ck_assert_jobq_ok(jobq_pool_wait(pool, 20000, &rep));
-    ck_assert_uint_eq(rep.deaths, 1);
-    ck_assert_uint_eq(rep.restarts, 1); /* the replacement took the sentinel */
+    ck_assert_uint_eq(rep.failed, 1);
+    ck_assert_uint_eq(rep.crashed, 0);
+    ck_assert_uint_eq(rep.done, 1);
     jobq_pool_destroy(&pool);
     jobq_queue_destroy(&q);
 }
@@ -516,6 +708,68 @@ START_TEST(test_broker_cold_stop_hands_jobs_back_without_waiting_for_heartbeats)
 }
 END_TEST
 
+/* A forked network worker with a C handler past its hard limit: its
+ * connection thread reports the attempt TIMEDOUT and the child ends (no
+ * SIGKILL, no lost worker); the replacement serves the next jobs; a job with
+ * attempts left is retried by the broker. */
+START_TEST(test_broker_worker_past_the_hard_limit_reports_timedout_and_is_replaced)
+{
+    static const char *args[] = {"--backoff-base", "0", NULL};
+    wc_broker_t broker;
+    jobq_producer_t *p = NULL;
+    ck_assert_int_eq(wc_broker_start(&broker, args), 0);
+    ck_assert_jobq_ok(jobq_producer_open(broker.url, NULL, &p));
+    static const char *queues[] = {"hard"};
+    jobq_pool_opts_t o;
+    jobq_pool_opts_init(&o);
+    o.url = broker.url;
+    o.workers = 1;
+    o.fn = s_spin_or_echo;
+    o.time_limit_ms = 300;
+    o.restart_min_ms = 10;
+    o.heartbeat_ms = 3000; /* a lost worker would take ~9 s to be noticed */
+    o.queues = queues;
+    o.nqueues = 1;
+    jobq_pool_t *pool = s_start(&o);
+    jobq_job_t jobs[3];
+    ns_job(&jobs[0], "hard", "spin", 60000, 1);
+    ns_job(&jobs[1], "hard", "next", 60000, 1);
+    ns_job(&jobs[2], "hard", "spin1", 60000, 2);
+    jobq_result_t res;
+    int64_t t0 = s_now_ms();
+    ck_assert_jobq_ok(jobq_producer_submit(p, &jobs[0], 10000));
+    s_wait_result(p, &jobs[0].id, &res, 30000);
+    char err[256];
+    snprintf(err, sizeof err, "%.*s", (int)res.error_len, res.error ? res.error : "");
+    /* its one attempt ended TIMEDOUT, so the broker buried it with that
+     * attempt's text and signal (a lost worker would say so, signal 0) */
+    ck_assert_msg(res.status == JOBQ_STATUS_DEAD, "%s: %s", jobq_status_name(res.status), err);
+    ck_assert_msg(strstr(err, "hard time limit 0.3 s exceeded"), "%s", err);
+    ck_assert_int_eq(res.signal, SIGKILL);
+    ck_assert_int_lt(s_now_ms() - t0, 8000); /* not a lease or heartbeat expiry */
+    ck_assert_jobq_ok(jobq_producer_submit(p, &jobs[1], 10000));
+    s_wait_result(p, &jobs[1].id, &res, 30000);
+    ck_assert_int_eq(res.status, JOBQ_STATUS_DONE);
+    ck_assert_uint_eq(res.output_len, 4);
+    ck_assert_jobq_ok(jobq_producer_submit(p, &jobs[2], 10000));
+    s_wait_result(p, &jobs[2].id, &res, 30000);
+    ck_assert_msg(res.status == JOBQ_STATUS_DONE, "%s", jobq_status_name(res.status));
+    ck_assert_uint_eq(res.attempt, 2); /* the timed-out attempt counted */
+    ck_assert_int_eq(ns_wait_stat(broker.url, "worker", 1, 10000), 0);
+    ck_assert_jobq_ok(jobq_producer_stop_workers(p, NULL, 0));
+    jobq_pool_report_t rep;
+    ck_assert_jobq_ok(jobq_pool_wait(pool, 20000, &rep));
+    ck_assert_uint_eq(rep.deaths, 0); /* the supervisor's SIGKILL was not needed */
+    ck_assert_uint_eq(rep.restarts, 2);
+    ck_assert_uint_eq(rep.failed, 2);
+    ck_assert_uint_eq(rep.crashed, 0);
+    ck_assert_uint_eq(rep.done, 2);
+    jobq_pool_destroy(&pool);
+    jobq_producer_destroy(&p);
+    wc_broker_stop(&broker, 5000);
+}
+END_TEST
+
 START_TEST(test_broker_worker_fork_per_job_survives_a_crashing_job)
 {
     wc_broker_t broker;
@@ -571,10 +825,16 @@ s_suite(void)
     tcase_add_test(tc, test_default_mode_crash_is_reported_and_the_child_replaced);
     tcase_add_test(tc, test_c_handler_polling_the_soft_flag_ends_timedout_with_its_output);
     tcase_add_test(tc, test_c_handler_ignoring_the_soft_flag_is_killed_at_the_hard_limit);
-    tcase_add_test(tc, test_long_lived_child_past_the_hard_limit_is_killed_and_replaced);
+    tcase_add_test(tc, test_long_lived_child_past_the_hard_limit_is_reported_timedout_and_replaced);
+    tcase_add_test(tc, test_hard_limit_kill_on_a_shm_queue_is_reported_timedout);
+    tcase_add_test(tc, test_hard_limit_kill_on_an_mq_queue_is_reported_timedout);
+    tcase_add_test(tc, test_job_with_attempts_left_is_retried_after_a_hard_timeout);
+    tcase_add_test(tc, test_reclaim_timedout_reports_the_limit_in_seconds_on_shm_and_mq);
+    tcase_add_test(tc, test_plain_reclaim_cannot_forge_a_timeout);
     tcase_add_test(tc, test_broker_recycling_hands_prefetched_jobs_back_and_loses_none);
     tcase_add_test(tc, test_broker_cold_stop_hands_jobs_back_without_waiting_for_heartbeats);
     tcase_add_test(tc, test_broker_worker_fork_per_job_survives_a_crashing_job);
+    tcase_add_test(tc, test_broker_worker_past_the_hard_limit_reports_timedout_and_is_replaced);
     suite_add_tcase(s, tc);
     return s;
 }
