@@ -12,8 +12,8 @@
  * fork and its first call); jobq_fault_reload() re-reads it on demand. When
  * the variable is unset a fault point costs one load and one compare.
  *
- * Fault points of the shm:// queue (keep this list current; common/mqq.c lists
- * the mq:// points at its top):
+ * Fault points of the shm:// queue (keep this list current; common/mqq*.c list
+ * the mq:// points at their tops):
  *   shmq.put.locked         put: slot and room taken, inside the lock, not committed
  *   shmq.put.reserved       put of a chunked payload: reserved, lock dropped, before copying
  *   shmq.get.locked         get: ring head popped, inside the lock, not committed

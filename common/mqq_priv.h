@@ -1,5 +1,5 @@
 /*
- * common/mqq_priv.h: limits and object names of the mq:// transport (common/mqq.c),
+ * common/mqq_priv.h: limits and object names of the mq:// transport (common/mqq*.c),
  * shared with its tests. Nothing here is public API.
  *
  * One mq:// queue NAME is three system objects, all owned by the calling uid,
