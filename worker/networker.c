@@ -1,12 +1,16 @@
 /*
  * worker/networker.c: the worker loop over a jobq broker (see networker.h for
- * the protocol it speaks and docs/PROTOCOL.md sections 9-11 for the rules).
+ * the protocol it speaks and docs/PROTOCOL.md sections 9-11 for the rules):
+ * the connection thread's side (set-up, the protocol loop, held leases and
+ * their renewal, sending results, stopping, the hard time limit's stop).
+ * The mailbox and the handler thread are in networker_box.c, the types
+ * both files share in networker_int.h.
  *
  * Threads and ownership:
  *   - the connection thread (the caller of networker_run) owns the conn, the
  *     held-lease table, the unsent results and the release list;
  *   - the handler thread owns its output buffer and the job it runs;
- *   - the mailbox (s_box_t, under its mutex) holds the jobs delivered and not
+ *   - the mailbox (networker_box_t, under its mutex) holds the jobs delivered and not
  *     started (a FIFO ring), the job running now, and the results finished and
  *     not yet taken. Each DELIVER frame is copied once into a batch that its
  *     jobs point into; the batch is freed when its last job is finished or
@@ -26,7 +30,7 @@
  *      the connection thread marks it abandoned under the mutex and sends
  *      TIMEDOUT; the handler thread drops whatever it finishes afterwards.
  */
-#include "worker/networker.h"
+#include "worker/networker_int.h"
 #include "common/alloc.h"
 #include "common/clock.h"
 #include "common/conn.h"
@@ -48,240 +52,20 @@
 #define S_POLL_MS 100
 #define S_BACKOFF_MIN_MS 100u
 #define S_BACKOFF_MAX_MS 5000u
-#define S_CONNECT_MS 1000       /* one HELLO/WELCOME attempt (a stop waits at most this) */
-#define S_ACK_WAIT_MS 2000      /* stopping: longest wait for RESULT_OKs */
-#define S_OVERRUN_GRACE_MS 2000 /* a handler past its limit this long loses its lease */
-#define S_HARD_GRACE_MS                                                                            \
-    200 /* on_hard: past its limit this long, an attempt is TIMEDOUT (the                          \
-           handler's own verdict right at the limit wins; the pool's                               \
-           backstop SIGKILL comes 1 s past it) */
+#define S_CONNECT_MS 1000             /* one HELLO/WELCOME attempt (a stop waits at most this) */
+#define S_ACK_WAIT_MS 2000            /* stopping: longest wait for RESULT_OKs */
+#define S_OVERRUN_GRACE_MS 2000       /* a handler past its limit this long loses its lease */
 #define S_RESULT_BYTES (768u * 1024u) /* output bytes per RESULT frame (one result may exceed) */
 #define S_LINGER_MS 1000              /* flushing REPORT and DISCONNECT at the end */
 #define S_DRAIN_MAX 256               /* messages taken from the socket per pass */
 #define S_REQ_RESULT 0u               /* low bit of our req numbers: what a RESULT_OK answers */
 #define S_REQ_EXTEND 1u
 
-/* ---- the mailbox --------------------------------------------------------- */
-
-typedef struct s_batch s_batch_t;
-
-typedef struct s_job {
-    jobq_job_t job; /* slices point into the batch's copy of the frame */
-    s_batch_t *batch;
-} s_job_t;
-
-struct s_batch {
-    uint32_t left; /* jobs not finished nor dropped; guarded by the mailbox mutex */
-    uint32_t n;
-    s_job_t jobs[]; /* then the copy of the frame */
-};
-
-typedef struct s_res {
-    struct s_res *next;
-    jobq_result_t res; /* output and error point into data */
-    char data[];
-} s_res_t;
-
-typedef struct s_box {
-    pthread_mutex_t mu;
-    pthread_cond_t cv; /* the handler thread waits here for jobs or quit */
-    s_job_t **ring;    /* delivered, not started: FIFO */
-    size_t head, count, cap;
-    const s_job_t *running; /* the job in the handler, or NULL */
-    int64_t running_since_ms;
-    uint32_t running_limit_ms;
-    s_res_t *out_head, *out_tail; /* finished, not taken by the connection thread */
-    int woken;                    /* invariant 2 */
-    int recycle;                  /* the handler thread takes no more jobs: recycling */
-    int abandoned;                /* invariant 4: the running attempt was reported TIMEDOUT */
-    int quit;
-    int efd;
-} s_box_t;
-
-/* A lease this worker holds (connection thread only). */
-typedef struct s_lease {
-    jobq_id_t id;
-    uint32_t attempt; /* 0: removed, compacted away later */
-    uint32_t ttr_ms;
-    int64_t renew_ms;
-} s_lease_t;
-
-typedef struct networker {
-    const networker_cfg_t *cfg;
-    s_box_t box;
-    pthread_t thread;
-    conn_t *conn;
-    uint32_t prefetch, poll_ms;
-    wire_str_t *queues;
-    int64_t next_connect_ms;
-    uint32_t backoff_ms;
-    s_lease_t *held;
-    size_t nheld, held_cap;
-    int64_t next_renew_ms; /* INT64_MAX: nothing to renew */
-    s_res_t *unsent_head, *unsent_tail;
-    wire_lease_t *rel; /* stopping: jobs handed back in DISCONNECT */
-    size_t nrel, rel_cap;
-    jobq_result_t *rbuf; /* scratch for RESULT and EXTEND frames */
-    wire_lease_t *xbuf;
-    uint64_t req_seq;
-    uint32_t unacked;    /* RESULT frames without their RESULT_OK yet */
-    int barrier;         /* stopping: the STATS sent after READY 0 awaits its reply */
-    worker_end stopping; /* 0: running */
-    int64_t ack_deadline_ms;
-    int64_t hard_due_ms; /* on_hard: when the running attempt is due TIMEDOUT; INT64_MAX none */
-    int fatal;
-} networker_t;
-
 static int
 s_stop_level(const networker_t *nw)
 {
     const atomic_int *s = nw->cfg->stop;
     return s ? atomic_load_explicit(s, memory_order_relaxed) : 0;
-}
-
-static void
-s_add(_Atomic uint64_t *c, uint64_t n)
-{
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
-                          memory_order_relaxed);
-}
-
-static uint32_t
-s_min_limit(uint32_t a, uint32_t b)
-{
-    if (a == 0)
-        return b;
-    if (b == 0)
-        return a;
-    return a < b ? a : b;
-}
-
-/* Drops a reference of batch b; frees it with its last job. Mutex held. */
-static void
-s_batch_unref(s_batch_t *b)
-{
-    if (--b->left == 0)
-        jobq_free(b);
-}
-
-static void
-s_ring_push(s_box_t *b, s_job_t *j)
-{
-    if (b->count == b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 64;
-        s_job_t **ring = jobq_malloc(cap * sizeof *ring);
-        for (size_t i = 0; i < b->count; i++)
-            ring[i] = b->ring[(b->head + i) % b->cap];
-        jobq_free(b->ring);
-        b->ring = ring;
-        b->cap = cap;
-        b->head = 0;
-    }
-    b->ring[(b->head + b->count++) % b->cap] = j;
-}
-
-static s_job_t *
-s_ring_pop(s_box_t *b)
-{
-    s_job_t *j = b->ring[b->head];
-    b->head = (b->head + 1) % b->cap;
-    b->count--;
-    return j;
-}
-
-/* ---- the handler thread -------------------------------------------------- */
-
-/* Copies res and the bytes it points to into one allocation. */
-static s_res_t *
-s_res_copy(const jobq_result_t *res)
-{
-    s_res_t *r = jobq_malloc(sizeof *r + res->output_len + res->error_len);
-    r->next = NULL;
-    r->res = *res;
-    if (res->output_len)
-        memcpy(r->data, res->output, res->output_len);
-    if (res->error_len)
-        memcpy(r->data + res->output_len, res->error, res->error_len);
-    r->res.output = res->output_len ? r->data : NULL;
-    r->res.error = res->error_len ? r->data + res->output_len : NULL;
-    return r;
-}
-
-/* Runs one attempt and counts it; returns its result (caller owns it). */
-static s_res_t *
-s_run_one(networker_t *nw, const jobq_job_t *job, uint32_t limit, jobq_output_t *out)
-{
-    jobq_result_t res;
-    jobq_result_init(&res);
-    int64_t t0 = jobq_now_us();
-    worker_mark_deadline(nw->cfg->counters, limit);
-    if (handler_run(nw->cfg->handler, job, NULL, limit, out, &res) != 0)
-        LOG_WARN("handler could not start: %.*s", (int)res.error_len, res.error ? res.error : "");
-    worker_mark_deadline(nw->cfg->counters, 0);
-    uint64_t took = (uint64_t)(jobq_now_us() - t0);
-    res.id = job->id;
-    res.attempt = job->attempt;
-    if (res.duration_us == 0)
-        res.duration_us = took;
-    worker_counters_t *c = nw->cfg->counters;
-    if (c) {
-        if (res.status == JOBQ_STATUS_DONE)
-            s_add(&c->done, 1);
-        else if (res.status == JOBQ_STATUS_CRASHED)
-            s_add(&c->crashed, 1);
-        else
-            s_add(&c->failed, 1);
-        s_add(&c->busy_us, took);
-    }
-    return s_res_copy(&res);
-}
-
-static void *
-s_handler_main(void *arg)
-{
-    networker_t *nw = arg;
-    s_box_t *b = &nw->box;
-    jobq_output_t *out = jobq_output_new(0);
-    uint64_t jobs = 0;
-    for (;;) {
-        pthread_mutex_lock(&b->mu);
-        while ((!b->count || b->recycle) && !b->quit)
-            pthread_cond_wait(&b->cv, &b->mu);
-        if (!b->count || b->recycle) {
-            pthread_mutex_unlock(&b->mu);
-            break;
-        }
-        s_job_t *j = s_ring_pop(b);
-        uint32_t limit = s_min_limit(nw->cfg->time_limit_ms, j->job.ttr_ms);
-        b->running = j;
-        b->running_since_ms = jobq_now_ms();
-        b->running_limit_ms = limit;
-        pthread_mutex_unlock(&b->mu);
-        s_res_t *r = s_run_one(nw, &j->job, limit, out);
-        int recycle = worker_recycle_due(&nw->cfg->recycle, ++jobs);
-        pthread_mutex_lock(&b->mu);
-        b->recycle = recycle;
-        b->running = NULL;
-        s_batch_unref(j->batch);
-        if (b->abandoned) { /* invariant 4: its TIMEDOUT went out already */
-            pthread_mutex_unlock(&b->mu);
-            jobq_free(r);
-            continue;
-        }
-        if (b->out_tail)
-            b->out_tail->next = r;
-        else
-            b->out_head = r;
-        b->out_tail = r;
-        int wake = !b->woken;
-        b->woken = 1;
-        pthread_mutex_unlock(&b->mu);
-        uint64_t one = 1;
-        if (wake && write(b->efd, &one, sizeof one) < 0 && errno != EAGAIN)
-            LOG_WARN("eventfd write: %s", strerror(errno));
-    }
-    jobq_output_destroy(&out);
-    return NULL;
 }
 
 /* ---- held leases (connection thread) -------------------------------------- */
@@ -294,8 +78,8 @@ s_held_add(networker_t *nw, const jobq_job_t *job, int64_t now)
         nw->held = jobq_realloc(nw->held, nw->held_cap * sizeof *nw->held);
     }
     uint32_t step = job->ttr_ms / 3 ? job->ttr_ms / 3 : 1;
-    s_lease_t *l = &nw->held[nw->nheld++];
-    *l = (s_lease_t){job->id, job->attempt, job->ttr_ms, now + step};
+    networker_lease_t *l = &nw->held[nw->nheld++];
+    *l = (networker_lease_t){job->id, job->attempt, job->ttr_ms, now + step};
     if (l->renew_ms < nw->next_renew_ms)
         nw->next_renew_ms = l->renew_ms;
 }
@@ -308,7 +92,7 @@ s_held_remove(networker_t *nw, const jobq_result_t *results, size_t n)
     size_t from = 0; /* every lease before it is removed */
     for (size_t k = 0; k < n; k++) {
         for (size_t i = from; i < nw->nheld; i++) {
-            s_lease_t *l = &nw->held[i];
+            networker_lease_t *l = &nw->held[i];
             if (l->attempt == results[k].attempt && !memcmp(&l->id, &results[k].id, sizeof l->id)) {
                 l->attempt = 0;
                 break;
@@ -339,13 +123,13 @@ s_rel_add(networker_t *nw, const jobq_id_t *id, uint32_t attempt)
 static void
 s_take_unstarted(networker_t *nw, int rel)
 {
-    s_box_t *b = &nw->box;
+    networker_box_t *b = &nw->box;
     pthread_mutex_lock(&b->mu);
     while (b->count) {
-        s_job_t *j = s_ring_pop(b);
+        networker_job_t *j = networker_ring_pop_(b);
         if (rel)
             s_rel_add(nw, &j->job.id, j->job.attempt);
-        s_batch_unref(j->batch);
+        networker_batch_unref_(j->batch);
     }
     pthread_mutex_unlock(&b->mu);
 }
@@ -373,34 +157,12 @@ s_send_ready(networker_t *nw, uint32_t credit)
     return conn_send(nw->conn, &m, S_CONNECT_MS);
 }
 
-/* Moves the results the handler finished to the unsent list. */
-static void
-s_take_results(networker_t *nw)
-{
-    s_box_t *b = &nw->box;
-    uint64_t v;
-    while (read(b->efd, &v, sizeof v) > 0)
-        ;
-    pthread_mutex_lock(&b->mu);
-    s_res_t *head = b->out_head, *tail = b->out_tail;
-    b->out_head = b->out_tail = NULL;
-    b->woken = 0;
-    pthread_mutex_unlock(&b->mu);
-    if (!head)
-        return;
-    if (nw->unsent_tail)
-        nw->unsent_tail->next = head;
-    else
-        nw->unsent_head = head;
-    nw->unsent_tail = tail;
-}
-
 /* Fills nw->rbuf with up to max unsent results (by count and bytes). */
 static size_t
 s_fill_chunk(networker_t *nw, size_t max)
 {
     size_t n = 0, bytes = 0;
-    for (s_res_t *r = nw->unsent_head; r && n < max; r = r->next) {
+    for (networker_res_t *r = nw->unsent_head; r && n < max; r = r->next) {
         size_t len = (size_t)r->res.output_len + r->res.error_len;
         if (n && bytes + len > S_RESULT_BYTES)
             break;
@@ -414,7 +176,7 @@ static void
 s_pop_unsent(networker_t *nw, size_t n)
 {
     while (n-- && nw->unsent_head) {
-        s_res_t *r = nw->unsent_head;
+        networker_res_t *r = nw->unsent_head;
         nw->unsent_head = r->next;
         jobq_free(r);
     }
@@ -428,7 +190,7 @@ static void
 s_unencodable(networker_t *nw, const char *why)
 {
     static const char text[] = "worker: the result could not be encoded";
-    s_res_t *r = nw->unsent_head;
+    networker_res_t *r = nw->unsent_head;
     LOG_WARN("cannot send a result: %s", why);
     if (r->res.error == text) {
         s_pop_unsent(nw, 1);
@@ -475,7 +237,7 @@ s_renew(networker_t *nw, int64_t now)
 {
     if (now < nw->next_renew_ms || !conn_is_connected(nw->conn))
         return;
-    s_box_t *b = &nw->box;
+    networker_box_t *b = &nw->box;
     pthread_mutex_lock(&b->mu);
     jobq_id_t run_id = b->running ? b->running->job.id : (jobq_id_t){{0}};
     int overrun = b->running && b->running_limit_ms &&
@@ -484,7 +246,7 @@ s_renew(networker_t *nw, int64_t now)
     size_t n = 0;
     nw->next_renew_ms = INT64_MAX;
     for (size_t i = 0; i < nw->nheld; i++) {
-        s_lease_t *l = &nw->held[i];
+        networker_lease_t *l = &nw->held[i];
         if (overrun && !memcmp(&l->id, &run_id, sizeof run_id))
             continue; /* let it lapse */
         if (l->renew_ms <= now && n < WIRE_MAX_BATCH) {
@@ -531,7 +293,7 @@ s_on_deliver(networker_t *nw, const wire_msg_t *m)
     const char *frame = conn_frame(nw->conn, &flen);
     if (!m->njobs || !frame)
         return;
-    s_batch_t *bt = jobq_malloc(sizeof *bt + m->njobs * sizeof(s_job_t) + flen);
+    networker_batch_t *bt = jobq_malloc(sizeof *bt + m->njobs * sizeof(networker_job_t) + flen);
     char *copy = (char *)&bt->jobs[m->njobs];
     memcpy(copy, frame, flen);
     bt->left = bt->n = m->njobs;
@@ -545,10 +307,10 @@ s_on_deliver(networker_t *nw, const wire_msg_t *m)
         bt->jobs[i].batch = bt;
         s_held_add(nw, job, now);
     }
-    s_box_t *b = &nw->box;
+    networker_box_t *b = &nw->box;
     pthread_mutex_lock(&b->mu);
     for (uint32_t i = 0; i < m->njobs; i++)
-        s_ring_push(b, &bt->jobs[i]);
+        networker_ring_push_(b, &bt->jobs[i]);
     pthread_cond_signal(&b->cv);
     pthread_mutex_unlock(&b->mu);
 }
@@ -571,7 +333,7 @@ s_on_result_ok(networker_t *nw, const wire_msg_t *m)
         if (code == JOBQ_ESTALE || code == JOBQ_EFORBIDDEN || code == JOBQ_ENOTFOUND) {
             LOG_INFO("a result was refused (%s): its lease was lost", jobq_errname(code));
             if (nw->cfg->counters)
-                s_add(&nw->cfg->counters->stale, 1);
+                networker_add_(&nw->cfg->counters->stale, 1);
         } else {
             LOG_WARN("the broker refused a result: %s", jobq_errname(code));
         }
@@ -752,7 +514,7 @@ s_send_report(networker_t *nw)
 static int
 s_try_finish(networker_t *nw)
 {
-    s_box_t *b = &nw->box;
+    networker_box_t *b = &nw->box;
     pthread_mutex_lock(&b->mu);
     int idle = !b->count && !b->running && !b->out_head;
     pthread_mutex_unlock(&b->mu);
@@ -799,7 +561,7 @@ s_wait(networker_t *nw)
     if (zmq_poll(items, up ? 2 : 1, timeout < 0 ? 0 : (long)timeout) < 0 && zmq_errno() != EINTR)
         LOG_WARN("zmq_poll: %s", zmq_strerror(zmq_errno()));
     if (items[0].revents || nw->unsent_head) {
-        s_take_results(nw);
+        networker_take_results_(nw);
         s_send_results(nw);
     }
     if (conn_is_connected(nw->conn))
@@ -817,57 +579,12 @@ s_cold_stop(networker_t *nw)
 {
     s_begin_stop(nw, WORKER_END_STOPPED); /* unstarted jobs to the release list */
     if (conn_is_connected(nw->conn)) {
-        s_take_results(nw);
+        networker_take_results_(nw);
         s_send_results(nw);
         s_send_report(nw);
         conn_disconnect(nw->conn, nw->rel, (uint32_t)nw->nrel, S_LINGER_MS);
     }
     nw->cfg->on_cold(nw->cfg->on_cold_arg);
-}
-
-/* 1 once the handler thread has stopped taking jobs to be recycled. */
-static int
-s_recycling(networker_t *nw)
-{
-    pthread_mutex_lock(&nw->box.mu);
-    int r = nw->box.recycle;
-    pthread_mutex_unlock(&nw->box.mu);
-    return r;
-}
-
-/* on_hard: if the running attempt is past its hard limit (plus the grace),
- * marks it abandoned (invariant 4) and fills *res with its TIMEDOUT result
- * (text in text, len bytes), returning 1; else sets nw->hard_due_ms and
- * returns 0. */
-static int
-s_hard_due(networker_t *nw, jobq_result_t *res, char *text, size_t len)
-{
-    s_box_t *b = &nw->box;
-    int64_t now = jobq_now_ms();
-    nw->hard_due_ms = INT64_MAX;
-    pthread_mutex_lock(&b->mu);
-    int64_t due = b->running_since_ms + b->running_limit_ms + S_HARD_GRACE_MS;
-    int running = b->running && b->running_limit_ms && !b->abandoned;
-    if (!running || now < due) {
-        if (running)
-            nw->hard_due_ms = due;
-        pthread_mutex_unlock(&b->mu);
-        return 0;
-    }
-    jobq_result_init(res);
-    res->id = b->running->job.id;
-    res->attempt = b->running->job.attempt;
-    res->duration_us = (uint64_t)(now - b->running_since_ms) * 1000;
-    int sig = QUEUE_RECLAIM_HARD | (int)(b->running_limit_ms & QUEUE_RECLAIM_MS_MASK);
-    uint32_t status;
-    int n = queue_reclaim_verdict(sig, getpid(), &status, &res->signal, text, len);
-    res->status = (jobq_status)status;
-    res->error = text;
-    res->error_len = n > 0 ? (uint32_t)n : 0;
-    b->abandoned = 1;
-    b->quit = 1; /* take no other job */
-    pthread_mutex_unlock(&b->mu);
-    return 1;
 }
 
 /* on_hard: reports the overrun attempt TIMEDOUT, hands the unstarted jobs
@@ -881,12 +598,12 @@ s_hard_stop(networker_t *nw, const jobq_result_t *res)
                res->error);
     if (c) {
         atomic_store(&c->hard_deadline_ms, jobq_now_ms() + S_CONNECT_MS + S_LINGER_MS + 1000);
-        s_add(&c->failed, 1);
-        s_add(&c->busy_us, res->duration_us);
+        networker_add_(&c->failed, 1);
+        networker_add_(&c->busy_us, res->duration_us);
     }
     s_begin_stop(nw, WORKER_END_STOPPED); /* unstarted jobs to the release list */
-    s_take_results(nw);                   /* finished before it: sent first */
-    s_res_t *r = s_res_copy(res);
+    networker_take_results_(nw);          /* finished before it: sent first */
+    networker_res_t *r = networker_res_copy_(res);
     if (nw->unsent_tail)
         nw->unsent_tail->next = r;
     else
@@ -922,13 +639,13 @@ s_init(networker_t *nw, const networker_cfg_t *cfg)
     nw->conn = conn_new(cfg->endpoint, WIRE_ROLE_WORKER, cfg->name ? cfg->name : name, cfg->hb_ms);
     if (cfg->curve_key || cfg->curve_server)
         conn_set_curve(nw->conn, cfg->curve_key, cfg->curve_server);
-    s_box_t *b = &nw->box;
+    networker_box_t *b = &nw->box;
     pthread_mutex_init(&b->mu, NULL);
     pthread_cond_init(&b->cv, NULL);
     b->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (b->efd < 0)
         return -1;
-    if (pthread_create(&nw->thread, NULL, s_handler_main, nw) != 0) {
+    if (pthread_create(&nw->thread, NULL, networker_handler_main_, nw) != 0) {
         close(b->efd);
         b->efd = -1;
         return -1;
@@ -939,7 +656,7 @@ s_init(networker_t *nw, const networker_cfg_t *cfg)
 static void
 s_fini(networker_t *nw, int started)
 {
-    s_box_t *b = &nw->box;
+    networker_box_t *b = &nw->box;
     if (started) {
         s_take_unstarted(nw, 0);
         pthread_mutex_lock(&b->mu);
@@ -949,7 +666,7 @@ s_fini(networker_t *nw, int started)
         pthread_join(nw->thread, NULL); /* a running handler cannot be interrupted */
         close(b->efd);
     }
-    s_take_results(nw);
+    networker_take_results_(nw);
     s_pop_unsent(nw, SIZE_MAX);
     conn_destroy(&nw->conn);
     pthread_mutex_destroy(&b->mu);
@@ -976,13 +693,13 @@ networker_run(const networker_cfg_t *cfg)
     for (;;) {
         if (!nw.stopping && s_stop_level(&nw) >= 1)
             s_begin_stop(&nw, WORKER_END_STOPPED);
-        if (!nw.stopping && s_recycling(&nw))
+        if (!nw.stopping && networker_recycling_(&nw))
             s_begin_stop(&nw, WORKER_END_RECYCLE);
         if (cfg->on_cold && s_stop_level(&nw) >= 2)
             s_cold_stop(&nw);
         jobq_result_t hres;
         char htext[160];
-        if (cfg->on_hard && s_hard_due(&nw, &hres, htext, sizeof htext))
+        if (cfg->on_hard && networker_hard_due_(&nw, &hres, htext, sizeof htext))
             s_hard_stop(&nw, &hres);
         if (!nw.stopping && !conn_is_connected(nw.conn) && jobq_now_ms() >= nw.next_connect_ms)
             s_connect(&nw);
