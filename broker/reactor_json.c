@@ -231,6 +231,7 @@ rx_stats_json(reactor_t *r, const char *q, uint32_t qlen, rx_text_t *t)
     if (qlen && core_queue_stats(r->core, q, qlen, &qs) != JOBQ_OK)
         return JOBQ_ENOTFOUND;
     int truncated = 0;
+    rx_rates_sample(r); /* a broker idle since its last pass has a stale window */
     rx_text_add(t, "{");
     s_broker_json(r, t);
     rx_sec_json(r, t);

@@ -63,8 +63,14 @@ rx_rates_get(const reactor_t *r, uint32_t i, const core_queue_stats_t *st, doubl
 {
     const rx_rates_t *rt = &r->rates;
     *submit = *done = 0;
-    if (i >= rt->nq)
+    if (i >= rt->nseen) { /* not sampled yet: it had nothing at the last sample */
+        int64_t since = rt->last_ms ? rt->last_ms : r->started_ms;
+        if (r->now_ms > since) {
+            *submit = (double)st->submitted * 1000.0 / (double)(r->now_ms - since);
+            *done = (double)st->completed * 1000.0 / (double)(r->now_ms - since);
+        }
         return;
+    }
     const rx_rate_sample_t *row = &rt->s[(size_t)i * RX_RATE_SLOTS], *old = NULL;
     for (uint32_t k = 0; k < RX_RATE_SLOTS; k++) /* the oldest: the slot after head, onwards */
         if (row[(rt->head + k) % RX_RATE_SLOTS].set) {
