@@ -79,8 +79,8 @@ int jobq_producer_wait(jobq_producer_t *p, const jobq_id_t *id, jobq_result_t *r
 /* Takes the next result that arrived for any job of this producer, in arrival
  * order. On a broker, after a reconnection (e.g. a broker restart) it also
  * asks the broker every 200 ms for the results of jobs accepted before it,
- * which the broker no longer pushes to this handle. Same ownership as wait. Returns JOBQ_OK, JOBQ_ETIMEDOUT, or
- * JOBQ_EEMPTY for timeout 0 and nothing pending. */
+ * which the broker no longer pushes to this handle. Same ownership as wait. Returns JOBQ_OK,
+ * JOBQ_ETIMEDOUT, or JOBQ_EEMPTY for timeout 0 and nothing pending. */
 int jobq_producer_next_result(jobq_producer_t *p, jobq_result_t *res, int64_t timeout_ms);
 
 /* Blocks until every job submitted to queue (by anyone) so far is finished.
