@@ -53,19 +53,8 @@ s_kill9_under_load(const char *policy, int cycles)
     fx_t f;
     fx_init(&f, policy);
     ck_assert_int_eq(fx_start(&f, NULL), 0);
-    static const char *queues[] = {"q"};
-    jobq_pool_opts_t o;
-    jobq_pool_opts_init(&o);
-    o.url = f.url;
-    o.workers = 2;
-    o.builtin = "echo";
-    o.heartbeat_ms = 200;
-    o.prefetch = 16;
-    o.queues = queues;
-    o.nqueues = 1;
-    jobq_pool_t *pool = NULL;
-    ck_assert_jobq_ok(jobq_pool_new(&o, &pool));
-    ck_assert_jobq_ok(jobq_pool_start(pool));
+    jobq_pool_t *pool = ns_pool_start(f.url, 2, "echo", 200, 16);
+    ck_assert_ptr_nonnull(pool);
     pid_t kids[PRODUCERS];
     for (int k = 0; k < PRODUCERS; k++) {
         fflush(NULL);

@@ -78,18 +78,8 @@ s_pool_proc(const char *url)
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
-        static const char *queues[] = {"q"};
-        jobq_pool_opts_t o;
-        jobq_pool_opts_init(&o);
-        o.url = url;
-        o.workers = 3;
-        o.builtin = "sleep";
-        o.heartbeat_ms = 200;
-        o.prefetch = 4;
-        o.queues = queues;
-        o.nqueues = 1;
-        jobq_pool_t *pool = NULL;
-        if (jobq_pool_new(&o, &pool) != JOBQ_OK || jobq_pool_start(pool) != JOBQ_OK)
+        jobq_pool_t *pool = ns_pool_start(url, 3, "sleep", 200, 4);
+        if (!pool)
             _exit(20);
         jobq_pool_report_t rep;
         jobq_pool_wait(pool, 120000, &rep);
@@ -213,19 +203,8 @@ START_TEST(test_next_result_gets_each_result_of_jobs_accepted_before_a_restart_o
     /* More, on the same handle (it reconnects): these are pushed as usual. */
     ck_assert_jobq_ok(
         jobq_producer_submit_batch(p, jobs + NR_JOBS / 2, NR_JOBS - NR_JOBS / 2, NULL, 10000));
-    static const char *queues[] = {"q"};
-    jobq_pool_opts_t o;
-    jobq_pool_opts_init(&o);
-    o.url = f.url;
-    o.workers = 2;
-    o.builtin = "echo";
-    o.heartbeat_ms = 200;
-    o.prefetch = 8;
-    o.queues = queues;
-    o.nqueues = 1;
-    jobq_pool_t *pool = NULL;
-    ck_assert_jobq_ok(jobq_pool_new(&o, &pool));
-    ck_assert_jobq_ok(jobq_pool_start(pool));
+    jobq_pool_t *pool = ns_pool_start(f.url, 2, "echo", 200, 8);
+    ck_assert_ptr_nonnull(pool);
     static int seen[NR_JOBS];
     for (int k = 0; k < NR_JOBS; k++) {
         jobq_result_t r;

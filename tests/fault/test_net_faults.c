@@ -173,18 +173,8 @@ START_TEST(test_forked_worker_killed_under_its_pool_is_restarted_and_its_job_don
 {
     fx_t f;
     fx_start(&f);
-    static const char *queues[] = {"q"};
-    jobq_pool_opts_t o;
-    jobq_pool_opts_init(&o);
-    o.url = f.url;
-    o.workers = 1;
-    o.builtin = "sleep";
-    o.heartbeat_ms = 200;
-    o.queues = queues;
-    o.nqueues = 1;
-    jobq_pool_t *pool = NULL;
-    ck_assert_jobq_ok(jobq_pool_new(&o, &pool));
-    ck_assert_jobq_ok(jobq_pool_start(pool));
+    jobq_pool_t *pool = ns_pool_start(f.url, 1, "sleep", 200, 0);
+    ck_assert_ptr_nonnull(pool);
     jobq_job_t job;
     ns_job(&job, "q", "800", 20000, 3);
     ck_assert_jobq_ok(jobq_producer_submit(f.p, &job, 10000));
@@ -232,19 +222,8 @@ s_broker_restart(int sig)
 {
     fx_t f;
     fx_start(&f);
-    static const char *queues[] = {"q"};
-    jobq_pool_opts_t o;
-    jobq_pool_opts_init(&o);
-    o.url = f.url;
-    o.workers = 2;
-    o.builtin = "echo";
-    o.heartbeat_ms = 200;
-    o.prefetch = 4;
-    o.queues = queues;
-    o.nqueues = 1;
-    jobq_pool_t *pool = NULL;
-    ck_assert_jobq_ok(jobq_pool_new(&o, &pool));
-    ck_assert_jobq_ok(jobq_pool_start(pool));
+    jobq_pool_t *pool = ns_pool_start(f.url, 2, "echo", 200, 4);
+    ck_assert_ptr_nonnull(pool);
     s_echo_round(f.p, 10);
     jobq_producer_destroy(&f.p);
     int st = ns_broker_stop(&f.broker, sig, 10000);

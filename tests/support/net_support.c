@@ -282,3 +282,28 @@ ns_job(jobq_job_t *job, const char *q, const char *text, uint32_t ttr_ms, uint32
     if (max_attempts)
         job->max_attempts = max_attempts;
 }
+
+jobq_pool_t *
+ns_pool_start(const char *url, unsigned workers, const char *builtin, uint32_t hb_ms,
+              uint32_t prefetch)
+{
+    static const char *queues[] = {"q"};
+    jobq_pool_opts_t o;
+    jobq_pool_opts_init(&o);
+    o.url = url;
+    o.workers = workers;
+    o.builtin = builtin;
+    o.heartbeat_ms = hb_ms;
+    if (prefetch)
+        o.prefetch = prefetch;
+    o.queues = queues;
+    o.nqueues = 1;
+    jobq_pool_t *pool = NULL;
+    if (jobq_pool_new(&o, &pool) != JOBQ_OK)
+        return NULL;
+    if (jobq_pool_start(pool) != JOBQ_OK) {
+        jobq_pool_destroy(&pool);
+        return NULL;
+    }
+    return pool;
+}

@@ -12,6 +12,7 @@
 #define JOBQ_TEST_NET_SUPPORT_H
 
 #include "jobq/job.h"
+#include "jobq/pool.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -58,6 +59,12 @@ int ns_wait_stat(const char *url, const char *key, long long want, int64_t timeo
 
 /* Reads a whole (small) file into buf, NUL-terminated. Returns its length or -1. */
 long ns_read_file(const char *path, char *buf, size_t cap);
+
+/* Creates and starts a forked pool of `workers` network workers on url,
+ * serving queue "q" with the built-in `builtin`, heartbeat hb_ms and prefetch
+ * (0: the default). Returns the pool (the caller destroys it), or NULL. */
+jobq_pool_t *ns_pool_start(const char *url, unsigned workers, const char *builtin, uint32_t hb_ms,
+                           uint32_t prefetch);
 
 /* Fills job with queue q and payload text (borrowed), ttr and max attempts
  * (0: defaults). */
